@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""The classroom's deploy driver: validate the operator file, then run Ansible.
+
+Every `make deploy`, `make remove` and the integration tests go through here, so
+there is one way the playbooks are run:
+
+    python ansible/classroom.py validate [--config FILE]
+    python ansible/classroom.py deploy   [--config FILE] [--inventory FILE]
+    python ansible/classroom.py remove   [--config FILE] [--inventory FILE] [--delete-volumes]
+    python ansible/classroom.py hash-password
+
+The operator file is merged over `config/defaults.yml` and checked against
+`config/schema.yml` before Ansible starts, so a wrong key or value changes
+nothing on any host.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import getpass
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+ANSIBLE_DIR = Path(__file__).resolve().parent
+REPO_DIR = ANSIBLE_DIR.parent
+DEFAULTS_FILE = ANSIBLE_DIR / "config" / "defaults.yml"
+SCHEMA_FILE = ANSIBLE_DIR / "config" / "schema.yml"
+LOCAL_INVENTORY = ANSIBLE_DIR / "inventory" / "local.yml"
+
+
+class ConfigError(Exception):
+    """The operator file cannot be used; the message says where and why."""
+
+
+def merge(defaults: Any, overrides: Any) -> Any:
+    """Return `defaults` with `overrides` laid over it.
+
+    Mappings merge key by key, recursively; any other value (lists included)
+    replaces the default whole. Unknown keys are kept so that validation can
+    name them.
+    """
+    if isinstance(defaults, dict) and isinstance(overrides, dict):
+        merged = copy.deepcopy(defaults)
+        for key, value in overrides.items():
+            merged[key] = merge(defaults.get(key), value) if key in defaults else value
+        return merged
+    return copy.deepcopy(overrides)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the operator file ({exc.strerror}). "
+                          "Pass an existing file with CONFIG=path/to/classroom.yml.") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}. "
+                          "Fix the syntax (indentation, quotes, colons) and run again.") from exc
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path)
+    path = path.replace(".[", "[") or "(top level)"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        return f"{path}: unknown key(s) {', '.join(extra)}; expected one of: {allowed}"
+    if error.validator == "required":
+        return f"{path}: {error.message}"
+    expected = schema.get("description")
+    if expected is None and error.validator == "enum":
+        expected = "one of " + ", ".join(json.dumps(v) for v in error.validator_value)
+    if expected is None and error.validator == "type":
+        expected = f"a value of type {error.validator_value}"
+    if expected is None:
+        expected = error.message
+    return f"{path}: got {json.dumps(error.instance)}, expected {expected}"
+
+
+def check_roster(config: dict[str, Any]) -> list[str]:
+    """Return problems with the roster that a schema cannot express."""
+    seen: dict[str, int] = {}
+    problems = []
+    for index, person in enumerate(config["roster"]):
+        name = person["username"]
+        if name in seen:
+            problems.append(f"roster[{index}].username: {name!r} is listed twice "
+                            f"(first at roster[{seen[name]}]); keep one entry per person")
+        seen.setdefault(name, index)
+    tls = config["tls"]
+    if tls["enabled"] and not (tls["cert_file"] and tls["key_file"]):
+        problems.append("tls: enabled is true but cert_file or key_file is empty; "
+                        "give both paths, or set tls.enabled: false")
+    return problems
+
+
+def load_config(path: Path | None) -> dict[str, Any]:
+    """Read the operator file (or none), merge it over the defaults and validate it.
+
+    Raises ConfigError listing every problem, each with its key path.
+    """
+    defaults = _read_yaml(DEFAULTS_FILE)
+    overrides: Any = {}
+    if path is not None:
+        overrides = _read_yaml(path)
+        if overrides is None:
+            overrides = {}
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{path}: the operator file must be a mapping of keys to values, "
+                              f"not {type(overrides).__name__}")
+    config = merge(defaults, overrides)
+    for person in config.get("roster") or []:
+        if isinstance(person, dict):
+            person.setdefault("role", "student")
+    schema = _read_yaml(SCHEMA_FILE)
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
+    if not problems:
+        problems = check_roster(config)
+    if problems:
+        source = path or DEFAULTS_FILE
+        raise ConfigError(f"{source}: {len(problems)} problem(s) in the operator file, nothing was changed:\n  - "
+                          + "\n  - ".join(problems))
+    return config
+
+
+@dataclass
+class RunResult:
+    """What one playbook run did, summed over all hosts."""
+
+    ok: bool
+    changed: int
+    failed_hosts: list[str]
+    facts: dict[str, Any]
+
+
+def run_playbook(playbook: str, config: dict[str, Any], inventory: Path | None,
+                 extravars: dict[str, Any] | None = None, quiet: bool = False) -> RunResult:
+    """Run one playbook of this folder through ansible-runner and sum up its stats."""
+    import ansible_runner  # imported here so that `validate` works without Ansible
+
+    variables = {"classroom": config, "classroom_repo_dir": str(REPO_DIR)}
+    variables.update(extravars or {})
+    with tempfile.TemporaryDirectory(prefix="classroom-runner-") as private_dir:
+        runner = ansible_runner.run(
+            private_data_dir=private_dir,
+            project_dir=str(ANSIBLE_DIR),
+            playbook=playbook,
+            inventory=str(inventory or LOCAL_INVENTORY),
+            extravars=variables,
+            quiet=quiet,
+            envvars={"ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")},
+        )
+        stats = runner.stats or {}
+        failed = sorted(set(stats.get("failures", {})) | set(stats.get("dark", {})))
+        facts: dict[str, Any] = {}
+        for event in runner.events:
+            data = event.get("event_data", {})
+            if data.get("task") == "Report the deployment" and event.get("event") == "runner_on_ok":
+                facts[data.get("host", "")] = data.get("res", {}).get("msg")
+        return RunResult(
+            ok=runner.rc == 0 and not failed,
+            changed=sum(stats.get("changed", {}).values()),
+            failed_hosts=failed,
+            facts=facts,
+        )
+
+
+def _print_summary(action: str, result: RunResult) -> None:
+    for host, report in result.facts.items():
+        if isinstance(report, list):
+            report = "\n    ".join(report)
+        print(f"\n{host}:\n    {report}")
+    state = "succeeded" if result.ok else f"FAILED on {', '.join(result.failed_hosts) or 'a host'}"
+    print(f"\nclassroom {action} {state}: {result.changed} changed task(s).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("validate", "deploy", "remove"):
+        command = sub.add_parser(name)
+        command.add_argument("--config", type=Path, help="operator file (YAML); default: the defaults")
+        if name != "validate":
+            command.add_argument("--inventory", type=Path,
+                                 help="Ansible inventory; default: this machine, local connection")
+        if name == "remove":
+            command.add_argument("--delete-volumes", action="store_true",
+                                 help="also delete every student's home volume and the hub's data")
+    sub.add_parser("hash-password", help="read a password and print its bcrypt hash for the roster")
+    args = parser.parse_args(argv)
+
+    if args.command == "hash-password":
+        import bcrypt
+
+        password = getpass.getpass("Password: ")
+        if len(password) < 8 or password != getpass.getpass("Again: "):
+            print("The two entries differ or are shorter than 8 characters; nothing printed.", file=sys.stderr)
+            return 2
+        print(bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode())
+        return 0
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "validate":
+        print(f"{args.config or DEFAULTS_FILE}: valid ({len(config['roster'])} people on the roster).")
+        return 0
+    if args.command == "deploy":
+        result = run_playbook("deploy.yml", config, args.inventory)
+    else:
+        result = run_playbook("remove.yml", config, args.inventory,
+                              {"classroom_delete_volumes": args.delete_volumes})
+    _print_summary(args.command, result)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

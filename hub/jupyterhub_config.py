@@ -1,0 +1,133 @@
+# JupyterHub configuration of the classroom.
+#
+# Nothing here is edited per site: every value an operator changes comes from the
+# operator file, which the deploy validates and renders into /srv/classroom/hub.json.
+# Each setting below says why it is set.
+import json
+import sys
+from pathlib import Path
+
+c = get_config()  # noqa: F821  (provided by JupyterHub)
+
+STATE = Path("/srv/classroom")
+settings = json.loads((STATE / "hub.json").read_text())
+name = settings["name"]
+
+
+def secret(filename):
+    """A secret the deploy generated on the host (mode 0600, stable across redeploys)."""
+    return (STATE / "secrets" / filename).read_text().strip()
+
+
+# --- Hub and proxy -----------------------------------------------------------
+# The proxy runs in its own container, so a hub restart or upgrade never drops
+# students' connections to their running servers.
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = f"http://{name}-proxy:8001"
+c.ConfigurableHTTPProxy.auth_token = secret("proxy_auth_token")
+# Listen on the private Docker network, where the proxy and the servers reach us
+# by container name.
+c.JupyterHub.hub_ip = "0.0.0.0"
+c.JupyterHub.hub_port = 8081
+c.JupyterHub.hub_connect_ip = f"{name}-hub"
+# The database lives on the hub's named volume and survives redeploys.
+c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/data/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret = bytes.fromhex(secret("cookie_secret"))
+# A hub restart must leave students' servers running: they are found again from
+# the database when the hub comes back.
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.template_vars = {"announcement_login": f"Course {settings['course_id']}"}
+
+# --- Who logs in --------------------------------------------------------------
+# Only the roster, against bcrypt hashes; roles become groups.
+c.JupyterHub.authenticator_class = "classroom_hub.authenticator.RosterAuthenticator"
+c.RosterAuthenticator.roster_file = str(STATE / "roster.json")
+c.Authenticator.manage_groups = True
+c.Authenticator.admin_users = {"admin"}
+# Admins run the hub; they do not get into students' servers.
+c.JupyterHub.admin_access = False
+
+# Instructors start and stop their students' servers (for example, the whole
+# class before a lecture) from the admin page, without being hub admins.
+c.JupyterHub.load_groups = {"students": {"users": []}, "instructors": {"users": []}}
+c.JupyterHub.load_roles = [
+    {
+        "name": "instructor",
+        "groups": ["instructors"],
+        "scopes": ["self", "admin-ui", "list:users", "read:users!group=students",
+                   "read:servers!group=students", "servers!group=students"],
+    },
+    {
+        "name": "idle-culler",
+        "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    },
+    {
+        "name": "prestart",
+        "services": ["prestart"],
+        "scopes": ["list:users", "read:users", "read:servers", "servers", "read:groups"],
+    },
+]
+
+# --- Services -------------------------------------------------------------------
+services = [
+    # Starts a class's servers ahead of time: `classroom-prestart` in the hub
+    # container uses this token.
+    {"name": "prestart", "api_token": secret("prestart_token")},
+]
+culler = settings["culler"]
+if culler["enabled"]:
+    # Stops servers idle for longer than the timeout. Busy kernels count as
+    # activity; a silent training loop does not, so the timeout is generous.
+    services.append({
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={culler['timeout_seconds']}",
+                    f"--cull-every={culler['every_seconds']}"],
+    })
+c.JupyterHub.services = services
+
+# --- Servers --------------------------------------------------------------------
+c.JupyterHub.spawner_class = "classroom_hub.spawner.ClassroomSpawner"
+c.ClassroomSpawner.deployment_label = name
+profiles = [{"name": "cpu", "display_name": "CPU", "image": settings["images"]["cpu"], "gpu": False}]
+if settings["gpu"]["devices"]:
+    profiles.append({"name": "gpu", "display_name": "GPU (NVIDIA, CUDA)",
+                     "image": settings["images"]["cuda"], "gpu": True})
+c.ClassroomSpawner.profiles = profiles
+c.ClassroomSpawner.gpu_devices = settings["gpu"]["devices"]
+c.ClassroomSpawner.gpu_sharing = settings["gpu"]["sharing"]
+# Servers join the private network and are reached by their internal address.
+c.DockerSpawner.network_name = f"{name}-net"
+c.DockerSpawner.use_internal_ip = True
+c.DockerSpawner.name_template = f"{name}-user-{{username}}"
+# A stopped server's container is removed; the person's work lives in their own
+# named volume, mounted as home, and survives.
+c.DockerSpawner.remove = True
+volumes = {f"{name}-home-{{username}}": "/home/jovyan"}
+if settings["data_dir"]:
+    # The course's data sets, read-only for everyone.
+    volumes[settings["data_dir"]] = {"bind": "/srv/course-data", "mode": "ro"}
+c.DockerSpawner.volumes = volumes
+c.DockerSpawner.notebook_dir = "/home/jovyan"
+c.Spawner.default_url = "/lab/tree/course"
+# Students' limits by default, instructors' by group.
+limits = settings["limits"]
+c.Spawner.mem_limit = limits["student"]["memory"]
+c.Spawner.cpu_limit = float(limits["student"]["cpus"])
+c.ClassroomSpawner.group_limits = {
+    "instructors": {"mem_limit": limits["instructor"]["memory"], "cpu_limit": float(limits["instructor"]["cpus"])},
+}
+c.DockerSpawner.extra_host_config = {
+    # PyTorch DataLoader workers share tensors through /dev/shm (64M by default).
+    "shm_size": limits["shm_size"],
+    # A fork bomb stops at this many processes.
+    "pids_limit": limits["pids"],
+    # Student code gets no way to gain privileges inside its container.
+    "security_opt": ["no-new-privileges"],
+    "cap_drop": ["ALL"],
+}
+c.DockerSpawner.environment = {"NNCOURSE_DATA_DIR": "/srv/course-data"}
+# First starts of many servers at once are slow on small hosts; don't give up early.
+c.Spawner.start_timeout = 300
+c.Spawner.http_timeout = 180

@@ -1,0 +1,49 @@
+"""Are passwords generated once, stored only as hashes, and kept across redeploys?"""
+import json
+import stat
+
+import bcrypt
+
+from classroom_hub.roster import build_roster, read_initial_passwords, sync
+
+
+def test_each_person_without_a_hash_gets_a_password_that_verifies_against_the_stored_hash():
+    roster, passwords, created = build_roster([{"username": "ada", "role": "student"}], {}, {})
+    assert set(roster) == {"admin", "ada"}
+    assert sorted(created) == ["ada", "admin"]
+    for name in ("admin", "ada"):
+        assert passwords[name] not in json.dumps(roster)
+        assert bcrypt.checkpw(passwords[name].encode(), roster[name]["hash"].encode())
+    assert roster["admin"]["role"] == "admin"
+
+
+def test_an_operator_hash_is_used_as_given_and_no_password_is_generated():
+    given = bcrypt.hashpw(b"correct horse", bcrypt.gensalt(rounds=4)).decode()
+    roster, passwords, created = build_roster([{"username": "ada", "role": "instructor", "password_hash": given}], {}, {})
+    assert roster["ada"] == {"hash": given, "role": "instructor", "source": "operator"}
+    assert "ada" not in passwords and "ada" not in created
+
+
+def test_sync_twice_changes_nothing_the_second_time_and_keeps_files_private(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps([{"username": "ada", "role": "student"}]))
+    first = sync(spec, tmp_path)
+    before = (tmp_path / "roster.json").read_text()
+    second = sync(spec, tmp_path)
+    assert first["changed"] and not second["changed"]
+    assert (tmp_path / "roster.json").read_text() == before
+    for name in ("roster.json", "initial-passwords"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+
+
+def test_removing_a_person_removes_their_login_and_adding_one_keeps_the_others_passwords(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps([{"username": "ada"}, {"username": "bo"}]))
+    sync(spec, tmp_path)
+    ada_password = read_initial_passwords(tmp_path / "initial-passwords")["ada"]
+    spec.write_text(json.dumps([{"username": "ada"}, {"username": "cy"}]))
+    result = sync(spec, tmp_path)
+    users = json.loads((tmp_path / "roster.json").read_text())["users"]
+    assert set(users) == {"admin", "ada", "cy"}
+    assert result["new_passwords"] == ["cy"]
+    assert read_initial_passwords(tmp_path / "initial-passwords")["ada"] == ada_password
