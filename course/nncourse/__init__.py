@@ -1,0 +1,34 @@
+"""nncourse: the helpers the course notebooks share.
+
+Modules, one concern each; everything listed in their ``__all__`` is also
+importable from ``nncourse`` directly:
+
+- :mod:`nncourse.fastmode`: ``is_fast``, ``pick`` (shrink work under the autograder and CI)
+- :mod:`nncourse.device`: ``get_device``, ``seed_everything``, ``describe_device``
+- :mod:`nncourse.data`: toy 2D data, synthetic images and sequences, the churn
+  table, digits, MNIST and CIFAR-10 with offline fallbacks
+- :mod:`nncourse.checks`: gradient checks and PASS/FAIL checks for test cells
+- :mod:`nncourse.train`: ``fit``, ``evaluate``, ``accuracy``, ``History``
+- :mod:`nncourse.plots`: training curves, decision boundaries, gradient flow,
+  filters, latent spaces, attention maps, confusion matrices, ROC/PR curves
+
+Nothing in the package touches the network.
+"""
+
+from . import checks, data, device, fastmode, plots, train
+from .checks import *  # noqa: F403
+from .data import *  # noqa: F403
+from .device import *  # noqa: F403
+from .fastmode import *  # noqa: F403
+from .plots import *  # noqa: F403
+from .train import *  # noqa: F403
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
+__all__ += checks.__all__
+__all__ += data.__all__
+__all__ += device.__all__
+__all__ += fastmode.__all__
+__all__ += plots.__all__
+__all__ += train.__all__
