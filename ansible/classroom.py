@@ -19,6 +19,7 @@ import argparse
 import copy
 import getpass
 import json
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -152,6 +153,12 @@ def run_playbook(playbook: str, config: dict[str, Any], inventory: Path | None,
                  extravars: dict[str, Any] | None = None, quiet: bool = False) -> RunResult:
     """Run one playbook of this folder through ansible-runner and sum up its stats."""
     import ansible_runner  # imported here so that `validate` works without Ansible
+
+    # ansible-runner starts `ansible-playbook` from PATH: use the one beside this Python
+    # (the deploy's virtual environment), whatever the caller's PATH holds.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
     variables = {"classroom": config, "classroom_repo_dir": str(REPO_DIR)}
     variables.update(extravars or {})

@@ -1,0 +1,73 @@
+"""What a sysadmin relies on: hub restarts, redeploys and the browser view."""
+import time
+
+import pytest
+
+from tests.integration.fixtures import ARTIFACTS, TEST_CONFIG, Person, deploy, docker, wait_for
+
+pytestmark = pytest.mark.usefixtures("explain")
+
+
+@pytest.fixture(scope="module")
+def carol(deployment):
+    person = Person(deployment, "carol")
+    person.login()
+    person.create_token()
+    person.wait_ready()
+    return person
+
+
+def test_restarting_the_hub_leaves_running_servers_running_and_reachable(carol, deployment):
+    container = deployment.container("carol")
+    started = docker("inspect", "--format", "{{.State.StartedAt}}", container)
+    docker("restart", f"{deployment.name}-hub")
+    # reachable through the proxy while the hub is still coming back
+    assert carol.server_api("GET", "/status").status_code == 200
+    wait_for(lambda: deployment.api("GET", "/").status_code == 200, 120, "the hub to come back")
+    assert docker("inspect", "--format", "{{.State.StartedAt}}", container) == started
+    wait_for(lambda: (deployment.server("carol") or {}).get("ready"), 60, "the hub to find carol's server again")
+    assert carol.run("print(6 * 7)").strip() == "42"
+
+
+def test_a_second_deploy_changes_nothing_and_leaves_servers_alone(carol, deployment):
+    container = deployment.container("carol")
+    started = docker("inspect", "--format", "{{.State.StartedAt}}", container)
+    began = time.monotonic()
+    again = deploy(TEST_CONFIG)
+    seconds = time.monotonic() - began
+    assert "0 changed task(s)" in again.deploy_output, again.deploy_output[-4000:]
+    assert seconds < 60, f"a no-change deploy took {seconds:.0f} s"
+    assert docker("inspect", "--format", "{{.State.StartedAt}}", container) == started
+    assert again.passwords == deployment.passwords
+
+
+def test_headless_chromium_logs_in_and_shows_jupyterlab_with_the_course_folder(deployment):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "jupyterlab-student.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            page.goto(f"{deployment.url}/hub/login")
+            page.fill("#username_input", "teacher")
+            page.fill("#password_input", deployment.passwords["teacher"])
+            page.click("#login_submit")
+            page.wait_for_url("**/user/teacher/lab**", timeout=300_000)
+            page.locator(".jp-DirListing-item", has_text="00_welcome.ipynb").wait_for(timeout=120_000)
+            assert "/lab/tree/course" in page.url
+        finally:
+            page.screenshot(path=str(screenshot))
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_an_instructor_gets_the_instructors_limits(deployment):
+    memory, cpus = docker("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+                          deployment.container("teacher")).split()
+    assert int(memory) == 3 * 1024**3
+    assert int(cpus) == 2_000_000_000

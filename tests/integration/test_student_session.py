@@ -1,0 +1,92 @@
+"""A student's first session, end to end, against a real hub spawning real containers."""
+import pytest
+
+from tests.integration.fixtures import Person, docker
+
+pytestmark = pytest.mark.usefixtures("explain")
+
+TRAIN_A_TINY_MODEL = r"""
+import os, torch, tensorflow as tf, keras, nncourse
+torch.manual_seed(0)
+X = torch.randn(256, 2); y = (X[:, 0] * X[:, 1] > 0).long()
+model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+opt = torch.optim.Adam(model.parameters(), lr=0.05)
+for _ in range(200):
+    opt.zero_grad(); loss = torch.nn.functional.cross_entropy(model(X), y); loss.backward(); opt.step()
+accuracy = (model(X).argmax(1) == y).float().mean().item()
+tf_sum = float(tf.reduce_sum(tf.ones((3, 3))))
+print(f"torch {torch.__version__} tf {tf.__version__} keras {keras.__version__} accuracy {accuracy:.2f} tf_sum {tf_sum}")
+with open(os.path.expanduser("~/work-survives.txt"), "w") as f:
+    f.write("trained to %.2f" % accuracy)
+"""
+
+
+@pytest.fixture(scope="module")
+def alice(deployment):
+    """Alice, logged in through the form, with her server running."""
+    person = Person(deployment, "alice")
+    person.login()
+    assert person.logged_in, "alice could not log in with her generated password"
+    person.create_token()
+    person.wait_ready()
+    return person
+
+
+def test_a_rostered_student_logs_in_through_the_form_and_gets_a_server(alice, deployment):
+    server = deployment.server("alice")
+    assert server["ready"]
+    assert docker("inspect", "--format", "{{.State.Running}}", deployment.container("alice")) == "true"
+
+
+def test_the_course_notebooks_are_in_the_students_home(alice):
+    listing = alice.server_api("GET", "/contents/course").json()
+    names = [item["name"] for item in listing["content"]]
+    assert "00_welcome.ipynb" in names
+
+
+def test_torch_tensorflow_and_the_helper_package_train_a_tiny_model_in_a_kernel(alice):
+    output = alice.run(TRAIN_A_TINY_MODEL)
+    assert "torch 2.13.0" in output and "tf 2.21.0" in output
+    accuracy = float(output.split("accuracy ")[1].split()[0])
+    assert accuracy > 0.9, output
+    assert "tf_sum 9.0" in output
+
+
+def test_a_file_written_in_the_kernel_survives_stopping_and_restarting_the_server(alice, deployment):
+    alice.run("open('/home/jovyan/restart-check.txt', 'w').write('still here')")
+    before = docker("inspect", "--format", "{{.Id}}", deployment.container("alice"))
+    deployment.stop_server("alice")
+    deployment.api("POST", "/users/alice/server")
+    alice.wait_ready()
+    after = docker("inspect", "--format", "{{.Id}}", deployment.container("alice"))
+    assert before != after, "the server was not really restarted"
+    content = alice.server_api("GET", "/contents/restart-check.txt").json()["content"]
+    assert content == "still here"
+
+
+def test_the_server_runs_with_the_students_limits(alice, deployment):
+    memory, cpus, shm, pids = docker(
+        "inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.ShmSize}} "
+        "{{.HostConfig.PidsLimit}}", deployment.container("alice")).split()
+    assert int(memory) == 2 * 1024**3
+    assert int(cpus) == 1_000_000_000
+    assert int(shm) == 512 * 1024**2
+    assert int(pids) == 512
+
+
+def test_the_installed_environment_is_read_only_but_user_installs_work(alice):
+    output = alice.run(r"""
+import subprocess, sys
+plain = subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-build-isolation", "/tmp/pkg"],
+                       capture_output=True, text=True)
+print("PLAIN", plain.returncode)
+user = subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index", "--no-build-isolation", "/tmp/pkg"],
+                      capture_output=True, text=True)
+print("USER", user.returncode, user.stderr[-300:])
+""".replace("import subprocess, sys", """import subprocess, sys, os
+os.makedirs("/tmp/pkg/tinypkg", exist_ok=True)
+open("/tmp/pkg/tinypkg/__init__.py", "w").write("VALUE = 42\\n")
+open("/tmp/pkg/pyproject.toml", "w").write('[build-system]\\nrequires=["setuptools"]\\nbuild-backend="setuptools.build_meta"\\n[project]\\nname="tinypkg"\\nversion="1.0"\\n')"""))
+    assert "PLAIN 1" in output, output
+    assert "USER 0" in output, output
+    assert alice.run("import tinypkg, site; print(tinypkg.VALUE, tinypkg.__file__.startswith(site.USER_SITE))").split() == ["42", "True"]
