@@ -147,8 +147,8 @@ def prove_unit(unit: Path, root: Path, budgets: dict[str, dict], full: bool) -> 
                 result.problems.append(f"autograde of the {student} version crashed: {graded.stderr[-1500:]}")
                 continue
             score, max_score = scores(root, unit.name, stem, student)
-            result.max_score = max_score
             if student == "solution":
+                result.max_score = max_score
                 result.solution_score, result.seconds = score, round(seconds, 1)
                 if score < max_score:
                     result.problems.append(f"the source with its solutions scores {score}/{max_score}, "
@@ -160,7 +160,7 @@ def prove_unit(unit: Path, root: Path, budgets: dict[str, dict], full: bool) -> 
             else:
                 result.blank_score = score
                 if score != 0:
-                    result.problems.append(f"the untouched student version scores {score}/{max_score}, "
+                    result.problems.append(f"the untouched student version scores {score}/{result.max_score}, "
                                            "not zero: a test passes without the student's work")
     return results
 

@@ -39,17 +39,24 @@ c.JupyterHub.cleanup_servers = False
 c.JupyterHub.template_vars = {"announcement_login": f"Course {settings['course_id']}"}
 
 # --- Who logs in --------------------------------------------------------------
-# Only the roster, against bcrypt hashes; roles become groups.
+# Only the roster, against bcrypt hashes.
 c.JupyterHub.authenticator_class = "classroom_hub.authenticator.RosterAuthenticator"
 c.RosterAuthenticator.roster_file = str(STATE / "roster.json")
-c.Authenticator.manage_groups = True
+roster = json.loads((STATE / "roster.json").read_text())["users"]
+# Everyone on the roster exists in the hub from the start, in the group of their
+# role, so that an instructor or a schedule can start a class's servers before
+# anyone logs in. The deploy restarts the hub when the roster changes.
+c.Authenticator.allowed_users = set(roster)
 c.Authenticator.admin_users = {"admin"}
+c.JupyterHub.load_groups = {
+    group: {"users": sorted(n for n, entry in roster.items() if entry["role"] == role)}
+    for group, role in (("students", "student"), ("instructors", "instructor"))
+}
 # Admins run the hub; they do not get into students' servers.
 c.JupyterHub.admin_access = False
 
 # Instructors start and stop their students' servers (for example, the whole
 # class before a lecture) from the admin page, without being hub admins.
-c.JupyterHub.load_groups = {"students": {"users": []}, "instructors": {"users": []}}
 c.JupyterHub.load_roles = [
     {
         "name": "instructor",

@@ -20,9 +20,9 @@ class RosterAuthenticator(Authenticator):
 
     The roster file is written by the deploy (`classroom-roster`) and holds, per
     username, a bcrypt hash and a role. Passwords are never stored in clear. The
-    file is re-read when it changes, so a redeploy that adds a student needs no
-    hub restart. Each person lands in the group of their role (`students`,
-    `instructors`), which the spawner and the hub's roles use.
+    file is re-read when it changes, so someone removed from the roster cannot
+    log in even before the hub restarts. Groups (`students`, `instructors`) come
+    from the same file, loaded by jupyterhub_config.py.
     """
 
     roster_file = Unicode(
@@ -70,5 +70,4 @@ class RosterAuthenticator(Authenticator):
         if not (entry and matches):
             self.log.warning("Failed login for %r", username)
             return None
-        role = entry.get("role", "student")
-        return {"name": username, "admin": role == "admin", "groups": [f"{role}s"]}
+        return {"name": username}

@@ -1,7 +1,7 @@
 """The hub image: JupyterHub, the proxy and the classroom's hub package, as deployed."""
 import json
 
-from images.conftest import run_in_image
+from tests.integration.fixtures import run_in_image
 
 
 def test_the_hub_image_has_jupyterhub_dockerspawner_and_the_proxy(images):

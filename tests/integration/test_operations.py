@@ -58,7 +58,7 @@ def test_headless_chromium_logs_in_and_shows_jupyterlab_with_the_course_folder(d
             page.fill("#password_input", deployment.passwords["teacher"])
             page.click("#login_submit")
             page.wait_for_url("**/user/teacher/lab**", timeout=300_000)
-            page.locator(".jp-DirListing-item", has_text="00_welcome.ipynb").wait_for(timeout=120_000)
+            page.locator(".jp-DirListing-item", has_text="00-welcome").wait_for(timeout=120_000)
             assert "/lab/tree/course" in page.url
         finally:
             page.screenshot(path=str(screenshot))

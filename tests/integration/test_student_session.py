@@ -39,9 +39,9 @@ def test_a_rostered_student_logs_in_through_the_form_and_gets_a_server(alice, de
 
 
 def test_the_course_notebooks_are_in_the_students_home(alice):
-    listing = alice.server_api("GET", "/contents/course").json()
+    listing = alice.server_api("GET", "/contents/course/00-welcome").json()
     names = [item["name"] for item in listing["content"]]
-    assert "00_welcome.ipynb" in names
+    assert "welcome.ipynb" in names
 
 
 def test_torch_tensorflow_and_the_helper_package_train_a_tiny_model_in_a_kernel(alice):

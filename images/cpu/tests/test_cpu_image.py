@@ -1,7 +1,7 @@
 """The CPU single-user image: its smoke notebook, the helper package's tests, a read-only environment."""
 from pathlib import Path
 
-from images.conftest import execute_notebook, run_in_image
+from tests.integration.fixtures import execute_notebook, run_in_image
 
 HERE = Path(__file__).resolve().parent
 COURSE_TESTS = HERE.parents[2] / "course/tests"
@@ -29,6 +29,15 @@ def test_the_course_environment_is_root_owned_and_the_server_runs_as_a_user(imag
 
 
 def test_the_image_holds_the_course_notebooks_and_the_start_script(images):
-    result = run_in_image(images["cpu"], "sh", "-c", "ls /opt/course/notebooks; command -v classroom-start")
-    assert "00_welcome.ipynb" in result.stdout
+    result = run_in_image(images["cpu"], "sh", "-c", "ls /opt/course/notebooks/*; command -v classroom-start")
+    assert "welcome.ipynb" in result.stdout
     assert "/usr/local/bin/classroom-start" in result.stdout
+
+
+def test_the_image_holds_student_versions_without_solutions_or_hidden_tests(images):
+    result = run_in_image(images["cpu"], "sh", "-c",
+                          "ls /opt/course/notebooks | wc -l; "
+                          "grep -rlE 'BEGIN (SOLUTION|HIDDEN TESTS)|MARK SCHEME' /opt/course /opt/course-src || true")
+    count, *leaks = result.stdout.split()
+    assert int(count) >= 1
+    assert leaks == [], f"solutions or hidden tests in the image: {leaks}"
