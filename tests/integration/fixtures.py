@@ -88,6 +88,16 @@ class Deployment:
         """The name of the user's server container."""
         return f"{self.name}-user-{user}"
 
+    def limits(self, user: str) -> dict[str, float]:
+        """Memory (bytes), CPUs, /dev/shm (bytes) and process limit of the user's server."""
+        fields = docker("inspect", "--format",
+                        "{{.HostConfig.Memory}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}} "
+                        "{{.HostConfig.NanoCpus}} {{.HostConfig.ShmSize}} {{.HostConfig.PidsLimit}}",
+                        self.container(user)).split()
+        memory, quota, period, nano, shm, pids = (int(f) for f in fields)
+        cpus = quota / period if quota > 0 else nano / 1e9
+        return {"memory": memory, "cpus": cpus, "shm": shm, "pids": pids}
+
     def logs(self) -> str:
         """The hub's and the proxy's recent logs, to explain a failure."""
         parts = []

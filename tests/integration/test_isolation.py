@@ -62,9 +62,11 @@ except OSError as e:
 
 def test_bobs_code_sees_neither_alices_files_nor_the_docker_socket(alice, bob):
     output = bob.run("""
-import os, glob
+import os
 print("home:", sorted(os.listdir("/home")))
-print("secret:", glob.glob("/**/alice-secret.txt", recursive=True))
+found = [os.path.join(d, f) for top in ("/home", "/srv", "/mnt", "/tmp", "/opt", "/var", "/media")
+         for d, _, files in os.walk(top) for f in files if f == "alice-secret.txt"]
+print("secret:", found)
 print("socket:", os.path.exists("/var/run/docker.sock"))
 print("uid:", os.getuid())
 """)

@@ -65,13 +65,7 @@ def test_a_file_written_in_the_kernel_survives_stopping_and_restarting_the_serve
 
 
 def test_the_server_runs_with_the_students_limits(alice, deployment):
-    memory, cpus, shm, pids = docker(
-        "inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.ShmSize}} "
-        "{{.HostConfig.PidsLimit}}", deployment.container("alice")).split()
-    assert int(memory) == 2 * 1024**3
-    assert int(cpus) == 1_000_000_000
-    assert int(shm) == 512 * 1024**2
-    assert int(pids) == 512
+    assert deployment.limits("alice") == {"memory": 2 * 1024**3, "cpus": 1.0, "shm": 512 * 1024**2, "pids": 512}
 
 
 def test_the_installed_environment_is_read_only_but_user_installs_work(alice):
