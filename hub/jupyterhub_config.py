@@ -65,11 +65,6 @@ c.JupyterHub.load_roles = [
                    "read:servers!group=students", "servers!group=students"],
     },
     {
-        "name": "idle-culler",
-        "services": ["idle-culler"],
-        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-    },
-    {
         "name": "prestart",
         "services": ["prestart"],
         "scopes": ["list:users", "read:users", "read:servers", "servers", "read:groups"],
@@ -91,6 +86,11 @@ if culler["enabled"]:
         "command": [sys.executable, "-m", "jupyterhub_idle_culler",
                     f"--timeout={culler['timeout_seconds']}",
                     f"--cull-every={culler['every_seconds']}"],
+    })
+    c.JupyterHub.load_roles.append({
+        "name": "idle-culler",
+        "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
     })
 c.JupyterHub.services = services
 

@@ -111,12 +111,26 @@ class ClassroomSpawner(DockerSpawner):
             "containers", filters={"label": [f"{GPU_LABEL}", f"org.classroom.deployment={self.deployment_label}"]})
         return [c["Labels"][GPU_LABEL] for c in containers if c["Labels"].get(GPU_LABEL)]
 
+    def thread_environment(self) -> dict[str, str]:
+        """Thread counts that match the CPU limit.
+
+        Without them PyTorch, NumPy and TensorFlow start one thread per host core
+        while the container may use only `cpu_limit` of them, and small models run
+        several times slower from the contention.
+        """
+        threads = str(max(1, int(self.cpu_limit))) if self.cpu_limit else None
+        if threads is None:
+            return {}
+        return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                            "TF_NUM_INTRAOP_THREADS")}
+
     async def start(self) -> Any:
         """Apply the profile and limits, then start the container."""
         profile = self.selected_profile()
         if profile.get("image"):
             self.image = profile["image"]
         self.apply_group_limits()
+        self.environment = {**self.environment, **self.thread_environment()}
         self.extra_create_kwargs = dict(self.extra_create_kwargs)
         labels = dict(self.extra_create_kwargs.get("labels", {}))
         labels["org.classroom.deployment"] = self.deployment_label

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from tests.integration.fixtures import ARTIFACTS, TEST_CONFIG, Person, deploy, docker, wait_for
+from tests.integration.fixtures import ARTIFACTS, TEST_CONFIG, Person, deploy, docker, driver, wait_for
 
 pytestmark = pytest.mark.usefixtures("explain")
 
@@ -73,3 +73,21 @@ def test_headless_chromium_logs_in_and_shows_jupyterlab_with_the_course_folder(d
 def test_an_instructor_gets_the_instructors_limits(deployment):
     limits = deployment.limits("teacher")
     assert (limits["memory"], limits["cpus"]) == (3 * 1024**3, 2.0)
+
+
+def test_remove_keeps_students_volumes_and_a_redeploy_gives_their_work_back(carol, deployment):
+    """Does `make remove` (without DELETE_VOLUMES) keep homes, and does a redeploy bring them back?"""
+    carol.run("open('/home/jovyan/thesis.txt', 'w').write('chapter 1')")
+    removed = driver("remove", "--config", str(TEST_CONFIG))
+    assert removed.returncode == 0, removed.stdout[-3000:]
+    names = docker("ps", "-a", "--format", "{{.Names}}").split()
+    assert not [n for n in names if n.startswith(f"{deployment.name}-")], names
+    assert f"{deployment.name}-home-carol" in docker("volume", "ls", "-q").split()
+
+    again = deploy(TEST_CONFIG)
+    assert again.passwords == deployment.passwords
+    back = Person(again, "carol")
+    back.login()
+    back.create_token()
+    back.wait_ready()
+    assert back.server_api("GET", "/contents/thesis.txt").json()["content"] == "chapter 1"

@@ -66,6 +66,8 @@ def test_a_file_written_in_the_kernel_survives_stopping_and_restarting_the_serve
 
 def test_the_server_runs_with_the_students_limits(alice, deployment):
     assert deployment.limits("alice") == {"memory": 2 * 1024**3, "cpus": 1.0, "shm": 512 * 1024**2, "pids": 512}
+    # frameworks use as many threads as the CPU limit allows, not one per host core
+    assert alice.run("import os, torch; print(os.environ['OMP_NUM_THREADS'], torch.get_num_threads())").split() == ["1", "1"]
 
 
 def test_the_installed_environment_is_read_only_but_user_installs_work(alice):
