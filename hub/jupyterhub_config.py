@@ -72,11 +72,15 @@ c.JupyterHub.load_roles = [
 ]
 
 # --- Services -------------------------------------------------------------------
-services = [
-    # Starts a class's servers ahead of time: `classroom-prestart` in the hub
-    # container uses this token.
-    {"name": "prestart", "api_token": secret("prestart_token")},
-]
+# Starts a class's servers ahead of time: `classroom-prestart` in the hub
+# container uses this token, and with a schedule the hub runs it as a service.
+prestart_service = {"name": "prestart", "api_token": secret("prestart_token")}
+schedule = settings["prestart"]["schedule"]
+if schedule:
+    prestart_service["command"] = (
+        ["classroom-prestart", "--group", "students", "--timezone", settings["prestart"]["timezone"]]
+        + [arg for entry in schedule for arg in ("--schedule", entry)])
+services = [prestart_service]
 culler = settings["culler"]
 if culler["enabled"]:
     # Stops servers idle for longer than the timeout. Busy kernels count as

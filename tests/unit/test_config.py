@@ -75,3 +75,9 @@ def test_a_missing_file_says_how_to_pass_one(tmp_path):
 
 def test_merge_replaces_lists_and_merges_mappings():
     assert merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"c": 3}, "l": [2]}) == {"a": {"b": 1, "c": 3}, "l": [2]}
+
+
+def test_a_prestart_schedule_entry_must_be_days_and_a_time(tmp_path):
+    assert load_config(write(tmp_path, "prestart:\n  schedule: ['mon,wed 09:50', 'daily 13:05']\n"))["prestart"]["schedule"]
+    with pytest.raises(ConfigError, match=r"prestart.schedule\[0\]: got \"monday 9am\", expected DAYS HH:MM"):
+        load_config(write(tmp_path, "prestart:\n  schedule: ['monday 9am']\n"))
