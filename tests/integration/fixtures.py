@@ -239,6 +239,14 @@ class Person:
         self.token = response.json()["token"]
         return self.token
 
+    def start_session(self) -> "Person":
+        """Log in through the form, take an API token and wait for the server: a working session."""
+        self.login()
+        assert self.logged_in, f"{self.name} could not log in with their password"
+        self.create_token()
+        self.wait_ready()
+        return self
+
     def wait_ready(self, timeout: float = 300) -> None:
         """Wait until their server is ready."""
         wait_for(lambda: (self.deployment.server(self.name) or {}).get("ready"), timeout,

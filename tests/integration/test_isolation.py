@@ -9,20 +9,14 @@ pytestmark = pytest.mark.usefixtures("explain")
 
 @pytest.fixture(scope="module")
 def alice(deployment):
-    person = Person(deployment, "alice")
-    person.login()
-    person.create_token()
-    person.wait_ready()
+    person = Person(deployment, "alice").start_session()
     person.run("open('/home/jovyan/alice-secret.txt', 'w').write('alice only')")
     return person
 
 
 @pytest.fixture(scope="module")
 def bob(deployment):
-    person = Person(deployment, "bob")
-    person.login()
-    person.create_token()
-    person.wait_ready()
+    person = Person(deployment, "bob").start_session()
     return person
 
 

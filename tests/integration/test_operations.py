@@ -10,10 +10,7 @@ pytestmark = pytest.mark.usefixtures("explain")
 
 @pytest.fixture(scope="module")
 def carol(deployment):
-    person = Person(deployment, "carol")
-    person.login()
-    person.create_token()
-    person.wait_ready()
+    person = Person(deployment, "carol").start_session()
     return person
 
 
@@ -86,8 +83,5 @@ def test_remove_keeps_students_volumes_and_a_redeploy_gives_their_work_back(caro
 
     again = deploy(TEST_CONFIG)
     assert again.passwords == deployment.passwords
-    back = Person(again, "carol")
-    back.login()
-    back.create_token()
-    back.wait_ready()
+    back = Person(again, "carol").start_session()
     assert back.server_api("GET", "/contents/thesis.txt").json()["content"] == "chapter 1"

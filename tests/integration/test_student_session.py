@@ -24,11 +24,7 @@ with open(os.path.expanduser("~/work-survives.txt"), "w") as f:
 @pytest.fixture(scope="module")
 def alice(deployment):
     """Alice, logged in through the form, with her server running."""
-    person = Person(deployment, "alice")
-    person.login()
-    assert person.logged_in, "alice could not log in with her generated password"
-    person.create_token()
-    person.wait_ready()
+    person = Person(deployment, "alice").start_session()
     return person
 
 

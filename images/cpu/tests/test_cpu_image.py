@@ -1,4 +1,6 @@
 """The CPU single-user image: its smoke notebook, the helper package's tests, a read-only environment."""
+import subprocess
+import time
 from pathlib import Path
 
 from tests.integration.fixtures import execute_notebook, run_in_image
@@ -41,3 +43,36 @@ def test_the_image_holds_student_versions_without_solutions_or_hidden_tests(imag
     count, *leaks = result.stdout.split()
     assert int(count) >= 1
     assert leaks == [], f"solutions or hidden tests in the image: {leaks}"
+
+
+def test_nbgraders_student_routes_work_but_nbgrader_loads_only_on_first_use(images):
+    """Does the assignment list answer, with nbgrader imported at the first request, not at start?"""
+    name = "classroom-lazy-nbgrader-test"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    subprocess.run(["docker", "run", "-d", "--name", name, "--network", "none", images["cpu"],
+                    "jupyter", "lab", "--ip=127.0.0.1", "--port=8888", "--ServerApp.token=t", "--no-browser"],
+                   check=True, capture_output=True)
+    try:
+        probe = ("import json, urllib.request as u\n"
+                 "r = u.urlopen(u.Request('http://127.0.0.1:8888/{}', headers={{'Authorization': 'token t'}}))\n"
+                 "print(r.status, r.read()[:200].decode())")
+        for _ in range(60):
+            ready = subprocess.run(["docker", "exec", name, "python", "-c", probe.format("api/status")],
+                                   capture_output=True, text=True)
+            if ready.returncode == 0:
+                break
+            time.sleep(1)
+        started = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+        assert "Loading the assignment_list nbgrader serverextension" not in started
+        version = subprocess.run(["docker", "exec", name, "python", "-c", probe.format("nbgrader_version?version=0.9.6")],
+                                 capture_output=True, text=True)
+        assert version.returncode == 0, version.stderr[-2000:]
+        assert version.stdout.startswith("200"), version.stdout
+        used = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+        assert "Loading the assignment_list nbgrader serverextension" in used
+        extensions = subprocess.run(["docker", "exec", name, "jupyter", "server", "extension", "list"],
+                                    capture_output=True, text=True)
+        listing = extensions.stdout + extensions.stderr
+        assert "classroom_lazy_nbgrader" in listing
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
