@@ -61,8 +61,13 @@ def test_headless_chromium_logs_in_and_shows_jupyterlab_with_the_course_folder(d
             page.wait_for_url("**/user/teacher/lab**", timeout=300_000)
             page.locator(".jp-DirListing-item", has_text="00-welcome").wait_for(timeout=120_000)
             assert "/lab/tree/course" in page.url
-        finally:
             page.screenshot(path=str(screenshot))
+            # the unit 03 lab opens as a notebook a student can work in
+            page.goto(f"{deployment.url}/user/teacher/lab/tree/course/u03-nn-from-scratch/03_lab_mlp_from_scratch.ipynb")
+            page.locator(".jp-Notebook .jp-MarkdownCell", has_text="MLP from scratch").first.wait_for(timeout=120_000)
+            assert page.locator(".jp-Notebook .jp-CodeCell").count() > 5
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "unit03-lab.png"))
             browser.close()
     assert screenshot.stat().st_size > 10_000
 
