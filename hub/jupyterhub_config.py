@@ -62,8 +62,14 @@ c.JupyterHub.load_roles = [
         "name": "instructor",
         "groups": ["instructors"],
         "scopes": ["self", "admin-ui", "list:users", "read:users!group=students",
-                   "read:servers!group=students", "servers!group=students"],
+                   "read:servers!group=students", "servers!group=students",
+                   "access:services!service=formgrader", "access:services!service=grading"],
     },
+    # Everyone's server reaches the grading service as its owner (fetch, submit,
+    # feedback); the service itself decides what each person may see.
+    {"name": "user", "scopes": ["self", "access:services!service=grading"]},
+    # The grading service asks the hub who the instructors are.
+    {"name": "grading", "services": ["grading"], "scopes": ["read:groups", "read:users:groups"]},
     {
         "name": "prestart",
         "services": ["prestart"],
@@ -80,7 +86,16 @@ if schedule:
     prestart_service["command"] = (
         ["classroom-prestart", "--group", "students", "--timezone", settings["prestart"]["timezone"]]
         + [arg for entry in schedule for arg in ("--schedule", entry)])
-services = [prestart_service]
+services = [
+    prestart_service,
+    # Assignments: the grading service (exchange API, sandboxed autograding,
+    # progress, export) and nbgrader's formgrader for instructors, each in its own
+    # container, opened in a tab of its own (the hub forbids framing).
+    {"name": "grading", "url": f"http://{name}-grading:8000", "api_token": secret("grading_token"),
+     "oauth_no_confirm": True, "display": True, "info": {"description": "Grading progress and export"}},
+    {"name": "formgrader", "url": f"http://{name}-formgrader:8888", "api_token": secret("formgrader_token"),
+     "oauth_no_confirm": True, "display": True, "info": {"description": "nbgrader formgrader"}},
+]
 culler = settings["culler"]
 if culler["enabled"]:
     # Stops servers idle for longer than the timeout. Busy kernels count as
@@ -138,7 +153,14 @@ c.DockerSpawner.extra_host_config = {
     "security_opt": ["no-new-privileges"],
     "cap_drop": ["ALL"],
 }
-c.DockerSpawner.environment = {"NNCOURSE_DATA_DIR": "/srv/course-data"}
+c.DockerSpawner.environment = {
+    "NNCOURSE_DATA_DIR": "/srv/course-data",
+    "CLASSROOM_COURSE_ID": settings["course_id"],
+    "CLASSROOM_GRADING_URL": f"http://{name}-grading:8000/services/grading/",
+}
+# A server's own token identifies its owner to the grading service, and no more.
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
+                                 "access:services!service=grading"]
 # First starts of many servers at once are slow on small hosts; don't give up early.
 c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 180

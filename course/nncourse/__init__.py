@@ -8,6 +8,7 @@ importable from ``nncourse`` directly:
 - :mod:`nncourse.data`: toy 2D data, synthetic images and sequences, the churn
   table, digits, MNIST and CIFAR-10 with offline fallbacks
 - :mod:`nncourse.checks`: gradient checks and PASS/FAIL checks for test cells
+- :mod:`nncourse.recording`: ``record``, the values a test cell shows the grader
 - :mod:`nncourse.train`: ``fit``, ``evaluate``, ``accuracy``, ``History``
 - :mod:`nncourse.plots`: training curves, decision boundaries, gradient flow,
   filters, latent spaces, attention maps, confusion matrices, ROC/PR curves
@@ -15,12 +16,13 @@ importable from ``nncourse`` directly:
 Nothing in the package touches the network.
 """
 
-from . import checks, data, device, fastmode, plots, train
+from . import checks, data, device, fastmode, plots, recording, train
 from .checks import *  # noqa: F403
 from .data import *  # noqa: F403
 from .device import *  # noqa: F403
 from .fastmode import *  # noqa: F403
 from .plots import *  # noqa: F403
+from .recording import *  # noqa: F403
 from .train import *  # noqa: F403
 
 __version__ = "0.1.0"
@@ -31,4 +33,5 @@ __all__ += data.__all__
 __all__ += device.__all__
 __all__ += fastmode.__all__
 __all__ += plots.__all__
+__all__ += recording.__all__
 __all__ += train.__all__

@@ -1,0 +1,123 @@
+"""Execute one notebook inside a sandbox container: `classroom-sandbox-run`.
+
+The grading service starts a throwaway container (no network, limits, read-only
+root, scratch on /tmp) with this command and writes the submission folder to its
+standard input as a tar stream. The harness unpacks it on the scratch folder,
+executes the notebook with a fresh kernel, and prints the executed notebook as
+JSON on its standard output. It caps each cell's time and output; when the kernel
+dies or a cell times out, the cells after it stay unexecuted.
+
+Nothing the harness prints is trusted: the grading service takes only the cells'
+outputs and decides every verdict itself (see `records`).
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import io
+import json
+import os
+import sys
+import tarfile
+from pathlib import Path, PurePosixPath
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def read_submission(stream: io.BufferedReader, dest: Path) -> None:
+    """Unpack a tar stream of plain files and folders into dest; refuse anything else."""
+    data = stream.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise SystemExit(f"sandbox: the submission is larger than {MAX_INPUT_BYTES} bytes")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        for member in archive.getmembers():
+            path = PurePosixPath(member.name)
+            if path.is_absolute() or ".." in path.parts:
+                raise SystemExit(f"sandbox: refusing the path {member.name!r}")
+            target = dest.joinpath(*path.parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                assert source is not None
+                target.write_bytes(source.read())
+            # links, devices and fifos are skipped
+
+
+def make_client(nb, workdir: Path, cell_timeout: int, max_output: int):
+    from nbclient import NotebookClient
+    from nbformat import NotebookNode
+
+    class CappedClient(NotebookClient):
+        """A client that stops recording a cell's output past `max_output` bytes."""
+
+        def output(self, outs, msg, display_id, cell_index):  # noqa: D102
+            spent = self.__dict__.setdefault("_classroom_spent", {})
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            total = spent.get(cell_index, 0) + size
+            spent[cell_index] = total
+            if total > max_output:
+                if total - size <= max_output:
+                    outs.append(NotebookNode(output_type="stream", name="stderr", text=(
+                        f"[sandbox: output beyond {max_output} bytes was dropped]\n")))
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return CappedClient(
+        nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+        interrupt_on_timeout=False, record_timing=False,
+        resources={"metadata": {"path": str(workdir)}})
+
+
+def no_dumps() -> None:
+    """Make this process non-dumpable: the kernel (same user) cannot ptrace it or open its fds."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notebook", required=True, help="path of the notebook inside the submission")
+    parser.add_argument("--cell-timeout", type=int, default=120, help="seconds a cell may run")
+    parser.add_argument("--max-cell-output", type=int, default=1_000_000, help="bytes of output kept per cell")
+    parser.add_argument("--workdir", default="/tmp/submission")
+    args = parser.parse_args(argv)
+
+    # The result goes out on a private copy of stdout; the kernel inherits /dev/null.
+    result = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    no_dumps()
+
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    read_submission(sys.stdin.buffer, workdir)
+    notebook = workdir / PurePosixPath(args.notebook)
+    if not notebook.is_file():
+        raise SystemExit(f"sandbox: the submission has no notebook {args.notebook!r}")
+
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(notebook, as_version=4)
+    client = make_client(nb, notebook.parent, args.cell_timeout, args.max_cell_output)
+    status = "completed"
+    try:
+        client.execute()
+    except CellTimeoutError:
+        status = "cell-timeout"
+    except DeadKernelError:
+        status = "kernel-died"
+    except Exception as error:  # noqa: BLE001 - any failure leaves the rest unexecuted
+        status = f"error: {type(error).__name__}"
+    nb.metadata["classroom_sandbox"] = {"status": status}
+    result.write(json.dumps(nb))
+    result.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""The grading service: a JupyterHub service at /services/grading/.
+
+Students (their servers' hub tokens, through the exchange plugin) list released
+assignments, download them, submit, and fetch their own feedback: identity is the
+hub's, timestamps are the server's. Instructors (the `instructors` group) see each
+assignment's progress, change its settings (autograde on or off, feedback released
+automatically or by hand, a deadline with its time zone), regrade, and export the
+grades as CSV. New submissions are graded as they arrive, in parallel worker
+processes, each notebook in its own sandbox container.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import logging
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.ioloop import IOLoop
+
+from . import worker
+from .store import MAX_SUBMISSION_BYTES, Store, StoreError, check_name
+
+log = logging.getLogger("classroom_grading")
+STATES = ("queued", "running", "done", "failed")
+
+
+def default_workers(memory_per_sandbox: str) -> int:
+    """One worker per core, fewer when memory would not hold that many sandboxes."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    text = memory_per_sandbox.strip().lower()
+    per = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, min(os.cpu_count() or 1, int(total * 0.5 // per)))
+
+
+class Grader:
+    """The queue of submissions and the pool of worker processes that grade them."""
+
+    def __init__(self, store: Store, options: dict[str, Any], workers: int):
+        self.store, self.options, self.workers = store, options, workers
+        self.queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+        self.busy: set[tuple[str, str]] = set()
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def enqueue(self, student: str, assignment: str, stamp: str) -> None:
+        self.store.set_job(student, assignment, stamp, status="queued", queued_at=time.time())
+        self.queue.put_nowait((student, assignment, stamp))
+
+    def recover(self) -> None:
+        """After a start or a crash: queue what was queued or running, and what arrived meanwhile."""
+        for student, assignment, stamp in self.store.all_submissions():
+            job = self.store.job(student, assignment, stamp)
+            if job is None and not self.store.assignment_settings(assignment)["autograde"]:
+                self.store.set_job(student, assignment, stamp, status="received")
+            elif job is None or job["status"] in ("queued", "running"):
+                self.enqueue(student, assignment, stamp)
+
+    async def consume(self) -> None:
+        while True:
+            student, assignment, stamp = await self.queue.get()
+            key = (student, assignment)
+            if stamp != (self.store.submissions(student, assignment) or [""])[-1]:
+                self.store.set_job(student, assignment, stamp, status="superseded")
+                continue
+            if key in self.busy:  # an earlier submission of the same is being graded
+                await asyncio.sleep(0.5)
+                self.queue.put_nowait((student, assignment, stamp))
+                continue
+            self.busy.add(key)
+            self.store.set_job(student, assignment, stamp, status="running", started_at=time.time())
+            try:
+                result = await IOLoop.current().run_in_executor(
+                    self.pool, worker.grade, str(self.store.root), self.store.course_id,
+                    student, assignment, stamp, self.options)
+            except BrokenProcessPool:
+                self.pool = self._new_pool()
+                self.store.set_job(student, assignment, stamp, status="failed", finished_at=time.time(),
+                                   error="the worker process died; regrade to try again")
+            except Exception as error:  # noqa: BLE001 - one submission's failure stops only itself
+                log.exception("grading %s/%s/%s failed", student, assignment, stamp)
+                self.store.set_job(student, assignment, stamp, status="failed", finished_at=time.time(),
+                                   error=f"{type(error).__name__}: {error}")
+            else:
+                self.store.set_job(student, assignment, stamp, status="done", finished_at=time.time(),
+                                   error=None, **result)
+            finally:
+                self.busy.discard(key)
+
+    def start(self) -> None:
+        self.recover()
+        for _ in range(self.workers):
+            IOLoop.current().spawn_callback(self.consume)
+
+
+class Base(HubOAuthenticated, web.RequestHandler):
+    @property
+    def store(self) -> Store:
+        return self.settings["store"]
+
+    @property
+    def grader(self) -> Grader:
+        return self.settings["grader"]
+
+    @property
+    def student(self) -> str:
+        return check_name("user", self.current_user["name"])
+
+    async def require_instructor(self) -> None:
+        if self.current_user["name"] not in await self.settings["instructors"]():
+            raise web.HTTPError(403, "instructors only")
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None))[1]
+        message = getattr(error, "log_message", None) or (str(error) if error else self._reason)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message}))
+
+    def send_tar(self, data: bytes, filename: str) -> None:
+        self.set_header("Content-Type", "application/gzip")
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.finish(data)
+
+
+class AssignmentsHandler(Base):
+    """GET: the released assignments, with this person's submissions and feedback."""
+
+    @web.authenticated
+    def get(self) -> None:
+        student = self.student
+        result = []
+        for assignment in self.store.released():
+            settings = self.store.assignment_settings(assignment)
+            feedback = self.store.feedback(student, assignment)
+            result.append({
+                "course_id": self.store.course_id, "assignment_id": assignment,
+                "notebooks": self.store.release_notebooks(assignment), "deadline": settings["deadline"],
+                "submissions": [{"timestamp": stamp, "feedback": feedback.get(stamp, {}),
+                                 "status": (self.store.job(student, assignment, stamp) or {}).get("status")}
+                                for stamp in self.store.submissions(student, assignment)],
+            })
+        self.write_json({"course_id": self.store.course_id, "assignments": result})
+
+
+class ReleaseHandler(Base):
+    @web.authenticated
+    def get(self, assignment: str) -> None:
+        try:
+            self.send_tar(self.store.release_tar(assignment), f"{assignment}.tar.gz")
+        except FileNotFoundError as error:
+            raise web.HTTPError(404, str(error)) from None
+
+
+class SubmitHandler(Base):
+    """POST a tar(.gz) of the assignment folder; the server stamps the time."""
+
+    @web.authenticated
+    def post(self, assignment: str) -> None:
+        try:
+            stamp = self.store.receive(self.student, assignment, self.request.body)
+        except StoreError as error:
+            raise web.HTTPError(400, str(error)) from None
+        if self.store.assignment_settings(assignment)["autograde"]:
+            self.grader.enqueue(self.student, assignment, stamp)
+        else:
+            self.store.set_job(self.student, assignment, stamp, status="received")
+        self.write_json({"assignment_id": assignment, "timestamp": stamp}, status=201)
+
+
+class FeedbackHandler(Base):
+    @web.authenticated
+    def get(self, assignment: str) -> None:
+        try:
+            self.send_tar(self.store.feedback_tar(self.student, assignment), f"{assignment}-feedback.tar.gz")
+        except FileNotFoundError as error:
+            raise web.HTTPError(404, str(error)) from None
+
+
+def progress(store: Store) -> dict[str, Any]:
+    assignments: dict[str, Any] = {}
+    for job in store.jobs():
+        entry = assignments.setdefault(job["assignment"], {**{s: 0 for s in STATES}, "submissions": []})
+        if job["status"] in STATES:
+            entry[job["status"]] += 1
+        entry["submissions"].append({k: job.get(k) for k in (
+            "student", "timestamp", "status", "score", "max_score", "seconds_late", "error", "sandbox")})
+    for assignment in store.released():
+        assignments.setdefault(assignment, {**{s: 0 for s in STATES}, "submissions": []})
+    for name, entry in assignments.items():
+        entry["settings"] = store.assignment_settings(name)
+    return assignments
+
+
+class ProgressHandler(Base):
+    @web.authenticated
+    async def get(self) -> None:
+        await self.require_instructor()
+        self.write_json({"assignments": progress(self.store)})
+
+
+class SettingsHandler(Base):
+    """PUT {"autograde": bool, "feedback": "auto"|"manual", "deadline": "2026-12-01T17:00:00+01:00"}."""
+
+    @web.authenticated
+    async def put(self, assignment: str) -> None:
+        await self.require_instructor()
+        try:
+            changes = json.loads(self.request.body or b"{}")
+            if not isinstance(changes, dict):
+                raise StoreError("the body must be a JSON object of settings")
+            settings = self.store.update_settings(assignment, changes)
+            worker.apply_deadline(self.store, assignment)
+        except json.JSONDecodeError as error:
+            raise web.HTTPError(400, f"the body is not JSON ({error})") from None
+        except StoreError as error:
+            raise web.HTTPError(400, str(error)) from None
+        self.write_json(settings)
+
+
+class RegradeHandler(Base):
+    """POST: grade every student's latest submission of the assignment again."""
+
+    @web.authenticated
+    async def post(self, assignment: str) -> None:
+        await self.require_instructor()
+        check_name("assignment", assignment)
+        queued = []
+        for student, name, stamp in self.store.all_submissions():
+            if name == assignment and stamp == self.store.submissions(student, name)[-1]:
+                self.grader.enqueue(student, name, stamp)
+                queued.append(student)
+        self.write_json({"queued": queued})
+
+
+class ExportHandler(Base):
+    @web.authenticated
+    async def get(self) -> None:
+        await self.require_instructor()
+        from nbgrader.api import Gradebook
+        from nbgrader.plugins.export import CsvExportPlugin
+
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "grades.csv"
+            with Gradebook(f"sqlite:///{self.store.course / 'gradebook.db'}", self.store.course_id) as gb:
+                CsvExportPlugin(to=str(target)).export(gb)
+            data = target.read_bytes()
+        self.set_header("Content-Type", "text/csv")
+        self.set_header("Content-Disposition", f'attachment; filename="{self.store.course_id}-grades.csv"')
+        self.finish(data)
+
+
+class PageHandler(Base):
+    @web.authenticated
+    async def get(self) -> None:
+        await self.require_instructor()
+        rows = []
+        for name, entry in sorted(progress(self.store).items()):
+            counts = " · ".join(f"{entry[s]} {s}" for s in STATES)
+            settings = entry["settings"]
+            rows.append(f"<tr><th>{html.escape(name)}</th><td>{counts}</td>"
+                        f"<td>{'on' if settings['autograde'] else 'off'}</td>"
+                        f"<td>{html.escape(settings['feedback'])}</td>"
+                        f"<td>{html.escape(settings['deadline'] or '—')}</td></tr>")
+            for sub in entry["submissions"]:
+                score = "" if sub.get("score") is None else f"{sub['score']:g} / {sub['max_score']:g}"
+                rows.append(f"<tr class='sub'><td>{html.escape(sub['student'])}</td>"
+                            f"<td>{html.escape(sub['status'])} {html.escape(sub.get('error') or '')}</td>"
+                            f"<td>{score}</td><td colspan=2>{html.escape(sub['timestamp'])}</td></tr>")
+        prefix = self.settings["prefix"]
+        self.finish(PAGE.format(course=html.escape(self.store.course_id), rows="\n".join(rows),
+                                csv=url_path_join(prefix, "api/grades.csv"),
+                                formgrader=self.settings["formgrader_url"]))
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Grading · {course}</title>
+<meta http-equiv="refresh" content="10">
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}tr.sub td{{color:#444;font-size:.9em}}</style>
+</head><body><h1>Grading · {course}</h1>
+<p><a href="{csv}">Export grades (CSV)</a> · <a href="{formgrader}" target="_blank">Formgrader</a>
+(create, release, grade by hand, feedback)</p>
+<table><tr><th>Assignment</th><th>Progress</th><th>Autograde</th><th>Feedback</th><th>Deadline</th></tr>
+{rows}</table></body></html>"""
+
+
+def make_instructors(hub_api: str, token: str):
+    """An async function returning the `instructors` group's members, cached for 30 s."""
+    cache: dict[str, Any] = {"at": 0.0, "members": set()}
+
+    async def instructors() -> set[str]:
+        if time.monotonic() - cache["at"] > 30:
+            response = await AsyncHTTPClient().fetch(HTTPRequest(
+                url_path_join(hub_api, "groups/instructors"), headers={"Authorization": f"token {token}"}))
+            cache["members"] = set(json.loads(response.body)["users"])
+            cache["at"] = time.monotonic()
+        return cache["members"]
+
+    return instructors
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The classroom's grading service (a JupyterHub service).")
+    parser.add_argument("--root", default="/srv/course", help="the course volume")
+    parser.add_argument("--course-id", required=True)
+    parser.add_argument("--image", required=True, help="the image sandboxes run from (the CPU image)")
+    parser.add_argument("--deployment", default="classroom")
+    parser.add_argument("--workers", type=int, default=0, help="parallel gradings; 0: one per core, memory permitting")
+    parser.add_argument("--memory", default="1g", help="memory of each sandbox")
+    parser.add_argument("--cpus", type=float, default=1.0)
+    parser.add_argument("--pids", type=int, default=256)
+    parser.add_argument("--timeout", type=int, default=300, help="seconds for one notebook")
+    parser.add_argument("--cell-timeout", type=int, default=120)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--formgrader-url", default="/services/formgrader/formgrader")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    store = Store(Path(args.root), args.course_id)
+    store.ensure()
+    options = {"image": args.image, "deployment": args.deployment, "memory": args.memory, "cpus": args.cpus,
+               "pids": args.pids, "timeout": args.timeout, "cell_timeout": args.cell_timeout}
+    workers = args.workers or default_workers(args.memory)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/grading/")
+    hub_auth = HubOAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
+    grader = Grader(store, options, workers)
+    api = r"api/assignments/([^/]+)"
+    app = web.Application([
+        (prefix, PageHandler),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        (url_path_join(prefix, "api/assignments"), AssignmentsHandler),
+        (url_path_join(prefix, api, "release.tar.gz"), ReleaseHandler),
+        (url_path_join(prefix, api, "submissions"), SubmitHandler),
+        (url_path_join(prefix, api, "feedback.tar.gz"), FeedbackHandler),
+        (url_path_join(prefix, api, "settings"), SettingsHandler),
+        (url_path_join(prefix, api, "regrade"), RegradeHandler),
+        (url_path_join(prefix, "api/progress"), ProgressHandler),
+        (url_path_join(prefix, "api/grades.csv"), ExportHandler),
+    ], hub_auth=hub_auth, store=store, grader=grader, prefix=prefix, formgrader_url=args.formgrader_url,
+        instructors=make_instructors(hub_auth.api_url, hub_auth.api_token),
+        cookie_secret=os.urandom(32))
+    app.listen(args.port, max_body_size=MAX_SUBMISSION_BYTES + 1024 * 1024)
+    grader.start()
+    log.info("grading %s from %s with %d worker(s), sandboxes from %s", store.course_id, store.root,
+             workers, args.image)
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

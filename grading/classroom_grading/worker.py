@@ -1,0 +1,143 @@
+"""Grade one submission: collect, autograde in the sandbox, write the gradebook, feedback.
+
+Runs in the grading service's worker processes, one submission at a time each.
+Everything here goes through nbgrader's own converters and gradebook API; only
+the execution is replaced (see `autograde`).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import nbformat
+from traitlets.config import Config
+
+from . import autograde, records, sandbox
+from .store import Store, write_json
+
+log = logging.getLogger("classroom_grading.worker")
+
+
+class GradingError(RuntimeError):
+    pass
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def limits(options: dict[str, Any]) -> sandbox.Limits:
+    return sandbox.Limits(memory=options["memory"], cpus=options["cpus"], pids=options["pids"],
+                          seconds=options["timeout"], cell_seconds=options["cell_timeout"])
+
+
+def reference_records(store: Store, assignment: str, options: dict[str, Any]) -> None:
+    """Run the solution (the source notebooks) once in the sandbox and keep each test cell's records."""
+    source = store.course / "source" / assignment
+    notebooks = sorted(source.glob("*.ipynb"))
+    if not notebooks:
+        raise GradingError(f"no source notebooks in {source}; create the assignment in the formgrader")
+    with locked(store.state / "reference" / f".{assignment}.lock"):
+        for path in notebooks:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            out = store.state / "reference" / assignment / f"{path.stem}.json"
+            if out.is_file() and json.loads(out.read_text()).get("_source_sha256") == digest:
+                continue
+            nb = nbformat.read(path, as_version=4)
+            result = sandbox.run(options["image"], sandbox.pack(source, path.name, nb), path.name, limits(options),
+                                 labels={"org.classroom.deployment": options["deployment"]})
+            if result.notebook is None or len(result.notebook.get("cells", [])) != len(nb.cells):
+                raise GradingError(f"the solution of {assignment}/{path.name} did not run in the sandbox "
+                                   f"({result.status} {result.detail})")
+            found: dict[str, Any] = {"_source_sha256": digest}
+            for cell, ran in zip(nb.cells, result.notebook["cells"]):
+                if not autograde.is_test_cell(cell):
+                    continue
+                errors = [o for o in ran.get("outputs", []) if o.get("output_type") == "error"]
+                if errors:
+                    raise GradingError(f"the solution of {assignment}/{path.name} fails its own test cell "
+                                       f"{cell.metadata.nbgrader.get('grade_id')}: {errors[0].get('evalue')}")
+                found[cell.metadata.nbgrader["grade_id"]] = {
+                    name: recs for name, recs in records.from_outputs(ran.get("outputs", [])).items()}
+            write_json(out, found)
+
+
+def nbgrader_config(store: Store, options: dict[str, Any]) -> Config:
+    config = Config()
+    config.CourseDirectory.root = str(store.course)
+    config.CourseDirectory.course_id = store.course_id
+    config.Autograde.autograde_preprocessors = autograde.AUTOGRADE_PREPROCESSORS
+    config.Autograde.create_student = True
+    config.GenerateFeedback.preprocessors = autograde.FEEDBACK_PREPROCESSORS
+    config.SandboxExecute.image = options["image"]
+    config.SandboxExecute.memory = options["memory"]
+    config.SandboxExecute.cpus = float(options["cpus"])
+    config.SandboxExecute.pids = int(options["pids"])
+    config.SandboxExecute.timeout = int(options["timeout"])
+    config.SandboxExecute.cell_timeout = int(options["cell_timeout"])
+    config.SandboxExecute.deployment = options["deployment"]
+    config.VerifyRecords.reference_dir = str(store.state / "reference")
+    return config
+
+
+def apply_deadline(store: Store, assignment: str) -> None:
+    """Put the assignment's deadline (kept with its time zone) into the gradebook, in UTC as nbgrader wants."""
+    import datetime as dt
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    deadline = store.assignment_settings(assignment)["deadline"]
+    with Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", store.course_id) as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            return
+        duedate = (dt.datetime.fromisoformat(deadline).astimezone(dt.timezone.utc).replace(tzinfo=None)
+                   if deadline else None)
+        gb.update_or_create_assignment(assignment, duedate=duedate)
+
+
+def grade(root: str, course_id: str, student: str, assignment: str, stamp: str,
+          options: dict[str, Any]) -> dict[str, Any]:
+    """Grade one submission; returns the score and what the sandbox reported."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+
+    store = Store(Path(root), course_id)
+    reference_records(store, assignment, options)
+    with locked(store.state / "jobs" / f".{student}.lock"):
+        store.collect(student, assignment, stamp)
+        config = nbgrader_config(store, options)
+        apply_deadline(store, assignment)
+        autograde.RUNS.clear()
+        for converter_class in (Autograde, GenerateFeedback):
+            coursedir = CourseDirectory(config=config)
+            coursedir.assignment_id, coursedir.student_id = assignment, student
+            converter = converter_class(coursedir=coursedir, config=config)
+            converter.force = True
+            converter.start()
+        with Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", course_id) as gb:
+            try:
+                submission = gb.find_submission(assignment, student)
+            except MissingEntry:
+                raise GradingError(f"nbgrader recorded no submission of {assignment} by {student}") from None
+            score, max_score = submission.score, submission.max_score
+            late = submission.total_seconds_late
+        released = 0
+        if store.assignment_settings(assignment)["feedback"] == "auto":
+            released = store.release_feedback(student, assignment, stamp)
+    return {"score": score, "max_score": max_score, "seconds_late": late,
+            "sandbox": list(autograde.RUNS), "feedback_released": bool(released)}

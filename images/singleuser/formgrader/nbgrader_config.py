@@ -1,0 +1,20 @@
+# nbgrader in the formgrader service (instructors): the course folder and the
+# exchange live on the course volume. Autograding is the grading service's job:
+# student code never runs here, next to the gradebook.
+import os
+
+c = get_config()  # noqa: F821
+course_id = os.environ["CLASSROOM_COURSE_ID"]
+c.CourseDirectory.course_id = course_id
+c.CourseDirectory.root = f"/srv/course/{course_id}"
+c.CourseExchange.course_root = "/srv/course"
+c.ExchangeFactory.list = "classroom_grading.exchange.CourseList"
+c.ExchangeFactory.release_assignment = "classroom_grading.exchange.CourseReleaseAssignment"
+c.ExchangeFactory.collect = "classroom_grading.exchange.CourseCollect"
+c.ExchangeFactory.release_feedback = "classroom_grading.exchange.CourseReleaseFeedback"
+c.Autograde.autograde_preprocessors = ["classroom_grading.autograde.RefuseLocalExecution"]
+c.GenerateFeedback.preprocessors = [
+    "classroom_grading.autograde.HideHiddenTests",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
