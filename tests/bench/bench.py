@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.bench import grading_bench
 from tests.integration.fixtures import REPO, Person, deploy, docker, driver, wait_for
 
 BENCH_CONFIG = REPO / "tests/bench/classroom-bench.yml"
@@ -124,6 +125,7 @@ def main() -> int:
         results["burst_30_cold"] = burst(deployment, students[:30])
         stop_all(deployment, students[:30])
         results["image_sizes_mb"] = image_sizes(deployment)
+        results["grading"] = grading_bench.run(deployment)
     finally:
         driver("remove", "--config", str(BENCH_CONFIG), "--delete-volumes")
 
@@ -143,6 +145,14 @@ def main() -> int:
                  f"({memory['servers']} servers)", "<= 100 MiB"))
     for kind, size in results["image_sizes_mb"].items():
         rows.append((f"image size: {kind}", f"{size} MB", ""))
+    grading = results["grading"]
+    rows.append(("grading throughput, service", f"{grading['service']['per_minute']} submissions/min "
+                 f"({grading['service']['submissions']} in {grading['service']['seconds']} s, "
+                 f"{len(grading['service']['wrong_or_failed'])} wrong)", ">= 1.5x nbgrader serial"))
+    rows.append(("grading throughput, nbgrader serial", f"{grading['nbgrader_serial']['per_minute']} submissions/min",
+                 f"speedup {grading['speedup']}x"))
+    rows.append(("submit to feedback, empty queue", f"p50 {grading['latency']['p50_s']} s  "
+                 f"p95 {grading['latency']['p95_s']} s", ""))
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'result':<60}  target")
     for name, value, target in rows:

@@ -11,6 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hub"))
 sys.path.insert(0, str(REPO / "images"))
+sys.path.insert(0, str(REPO / "grading"))
 
 
 def load(name: str, path: str):

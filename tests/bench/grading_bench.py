@@ -1,0 +1,152 @@
+"""Grading figures for `make bench`: throughput against nbgrader's serial autograde,
+and submit-to-feedback latency with an empty queue.
+
+Throughput: 60 submissions of the small lab (correct, partial and blank, in turn)
+are placed in the course volume's inbound folder and queued at once with the
+instructor's Regrade; the clock runs until the service has graded them all, every
+sandbox in place. The comparison is nbgrader's own `autograde` over the same 60
+submissions, serially in one process, in a container from the same CPU image.
+"""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import requests
+
+from tests.integration import assignment as lab
+from tests.integration.fixtures import Person, docker, wait_for
+
+KINDS = [lab.correct_answers, lab.partial_answers, lab.blank_answers]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _api(deployment, teacher: Person, method: str, path: str, **kwargs) -> requests.Response:
+    response = requests.request(method, f"{deployment.url}/services/grading/{path}", timeout=300,
+                                headers={"Authorization": f"token {teacher.token}"}, **kwargs)
+    response.raise_for_status()
+    return response
+
+
+def release(deployment, teacher: Person, course: str) -> None:
+    def formgrader(method, path, **kwargs):
+        return requests.request(method, f"{deployment.url}/services/formgrader/{path}", timeout=300,
+                                headers={"Authorization": f"token {teacher.token}"}, **kwargs)
+    for folder in (course, f"{course}/source", f"{course}/source/{lab.ASSIGNMENT}"):
+        formgrader("PUT", f"api/contents/{folder}", json={"type": "directory"})
+    formgrader("PUT", f"api/contents/{course}/source/{lab.ASSIGNMENT}/{lab.NOTEBOOK}.ipynb",
+               json={"type": "notebook", "format": "json", "content": lab.source_notebook()})
+    formgrader("POST", f"formgrader/api/assignment/{lab.ASSIGNMENT}/unrelease")
+    for step in ("assign", "release"):
+        assert formgrader("POST", f"formgrader/api/assignment/{lab.ASSIGNMENT}/{step}").json()["success"]
+
+
+def submissions(count: int) -> dict[str, bytes]:
+    return {f"b{i:03d}": nbformat.writes(lab.student_notebook(KINDS[i % len(KINDS)]())).encode()
+            for i in range(count)}
+
+
+def throughput(deployment, teacher: Person, count: int = 60) -> dict:
+    grading = f"{deployment.name}-grading"
+    stamp = time.strftime("%Y%m%dT%H%M%S.000000Z", time.gmtime())
+    files = {}
+    for student, notebook in submissions(count).items():
+        files[f"{student}/{lab.ASSIGNMENT}/{stamp}/{lab.NOTEBOOK}.ipynb"] = notebook
+        files[f"{student}/{lab.ASSIGNMENT}/{stamp}/timestamp.txt"] = time.strftime(
+            "%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime()).encode()
+    subprocess.run(["docker", "cp", "-", f"{grading}:/srv/course/exchange/inbound/"], input=_tar(files), check=True)
+    began = time.monotonic()
+    queued = _api(deployment, teacher, "POST", f"api/assignments/{lab.ASSIGNMENT}/regrade").json()["queued"]
+    names = {f"b{i:03d}" for i in range(count)}
+    assert names <= set(queued), "the regrade did not queue every bench submission"
+
+    def finished():
+        subs = _api(deployment, teacher, "GET", "api/progress").json()["assignments"][lab.ASSIGNMENT]["submissions"]
+        mine = [s for s in subs if s["student"] in names and s["timestamp"] == stamp]
+        return mine if len(mine) == count and all(s["status"] in ("done", "failed") for s in mine) else None
+    jobs = wait_for(finished, 3600, "the bench submissions to be graded", interval=2)
+    seconds = time.monotonic() - began
+    wrong = [s["student"] for s in jobs
+             if s["status"] != "done" or s["score"] != [5, 3, 0][int(s["student"][1:]) % 3]]
+    return {"submissions": count, "seconds": round(seconds, 1), "per_minute": round(count / seconds * 60, 1),
+            "wrong_or_failed": wrong}
+
+
+def nbgrader_serial(image: str, course: str, count: int = 60) -> dict:
+    """nbgrader's own autograde of the same submissions, one process, in the CPU image."""
+    with tempfile.TemporaryDirectory(prefix="nbgrader-serial-") as folder:
+        root = Path(folder)
+        source = root / "source" / lab.ASSIGNMENT
+        source.mkdir(parents=True)
+        nbformat.write(lab.source_notebook(), source / f"{lab.NOTEBOOK}.ipynb")
+        for student, notebook in submissions(count).items():
+            target = root / "submitted" / student / lab.ASSIGNMENT
+            target.mkdir(parents=True)
+            (target / f"{lab.NOTEBOOK}.ipynb").write_bytes(notebook)
+        subprocess.run(["chmod", "-R", "a+rwX", folder], check=True)
+        script = (f"cd /course && nbgrader generate_assignment {lab.ASSIGNMENT} --CourseDirectory.course_id={course} "
+                  "--log-level=ERROR >/dev/null && start=$(date +%s.%N) && "
+                  f"nbgrader autograde {lab.ASSIGNMENT} --CourseDirectory.course_id={course} --force "
+                  "--log-level=ERROR >/dev/null 2>&1; end=$(date +%s.%N); echo $start $end")
+        output = docker("run", "--rm", "--network", "none", "--cpus", "2", "-e", "HOME=/tmp",
+                        "-v", f"{folder}:/course", "--entrypoint", "sh", image, "-c", script)
+        start, end = (float(x) for x in output.split()[-2:])
+    seconds = end - start
+    return {"submissions": count, "seconds": round(seconds, 1), "per_minute": round(count / seconds * 60, 1)}
+
+
+def latency(deployment, teacher: Person, runs: int = 5) -> dict:
+    """Submit as the instructor (anyone may submit) with nothing queued; time until feedback is there."""
+    times = []
+    payload = _tar({f"{lab.NOTEBOOK}.ipynb": nbformat.writes(lab.student_notebook(lab.correct_answers())).encode()})
+    for _ in range(runs):
+        began = time.monotonic()
+        stamp = _api(deployment, teacher, "POST", f"api/assignments/{lab.ASSIGNMENT}/submissions",
+                     data=payload).json()["timestamp"]
+
+        def has_feedback():
+            listing = _api(deployment, teacher, "GET", "api/assignments").json()["assignments"]
+            subs = next(a for a in listing if a["assignment_id"] == lab.ASSIGNMENT)["submissions"]
+            return any(s["timestamp"] == stamp and s["feedback"] for s in subs)
+        wait_for(has_feedback, 600, "feedback", interval=0.2)
+        times.append(time.monotonic() - began)
+    return {"runs_s": [round(t, 2) for t in times], "p50_s": round(percentile(times, 0.5), 2),
+            "p95_s": round(percentile(times, 0.95), 2)}
+
+
+def run(deployment, teacher_name: str = "teacher", count: int = 60) -> dict:
+    teacher = Person(deployment, teacher_name)
+    teacher.login()
+    teacher.create_token()
+    course = deployment.config["course_id"]
+    release(deployment, teacher, course)
+    results = {"latency": latency(deployment, teacher)}
+    results["service"] = throughput(deployment, teacher, count)
+    results["nbgrader_serial"] = nbgrader_serial(deployment.settings()["images"]["cpu"], course, count)
+    results["speedup"] = round(results["service"]["per_minute"] / results["nbgrader_serial"]["per_minute"], 2)
+    return results
+
+
+if __name__ == "__main__":  # against a deployment kept with KEEP_DEPLOYMENT=1
+    from tests.integration.fixtures import TEST_CONFIG, deploy
+    print(json.dumps(run(deploy(TEST_CONFIG)), indent=2))
