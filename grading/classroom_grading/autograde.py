@@ -24,7 +24,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetG
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from traitlets import Float, Int, Unicode
 
-from . import records
+from . import RECORD_MIME, records
 
 VERDICT = "GraderVerdict"
 # What the sandbox runs of this process reported (the worker reads it after each grading).
@@ -156,6 +156,9 @@ class HideHiddenTests(NbGraderPreprocessor):
                 elif not hidden:
                     kept.append(line)
             cell.source = "\n".join(kept)
+            # Records name what the hidden tests check: they stay with the grader.
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if RECORD_MIME not in (o.get("data") or {})]
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
