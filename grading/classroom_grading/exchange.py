@@ -32,6 +32,8 @@ from .store import Store, StoreError, check_name, untar
 
 # --- Students: over HTTP, as themselves ------------------------------------------------
 class RemoteExchange(Exchange):
+    """Every plugin below replaces nbgrader's start() whole: no init_src/copy_files steps."""
+
     service_url = Unicode(help="The grading service's URL ($CLASSROOM_GRADING_URL)").tag(config=True)
 
     @default("service_url")
@@ -63,15 +65,6 @@ class RemoteExchange(Exchange):
 
     def local_dir(self, assignment_id: str) -> Path:
         return Path(self.assignment_dir) / assignment_id
-
-    def init_src(self) -> None:
-        pass
-
-    def init_dest(self) -> None:
-        pass
-
-    def copy_files(self) -> None:
-        pass
 
 
 class RemoteList(ExchangeList, RemoteExchange):
@@ -205,15 +198,6 @@ class CourseExchange(Exchange):
     @property
     def store(self) -> Store:
         return Store(Path(self.course_root), self.coursedir.course_id)
-
-    def init_src(self) -> None:
-        pass
-
-    def init_dest(self) -> None:
-        pass
-
-    def copy_files(self) -> None:
-        pass
 
 
 class CourseReleaseAssignment(ExchangeReleaseAssignment, CourseExchange):
