@@ -76,3 +76,16 @@ def test_nbgraders_student_routes_work_but_nbgrader_loads_only_on_first_use(imag
         assert "classroom_lazy_nbgrader" in listing
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def test_the_server_does_not_build_jsonschemas_iri_parser_at_start(images):
+    """Is rfc3987-syntax left out, so jsonschema does not build its 14 MiB parser in every server?
+
+    jsonschema still validates, without the optional "iri" format check.
+    """
+    probe = ("import sys, jsonschema, jupyter_server.serverapp\n"
+             "jsonschema.validate({'a': 1}, {'properties': {'a': {'type': 'integer'}}})\n"
+             "print(sorted(m for m in ('rfc3987_syntax', 'lark') if m in sys.modules))")
+    result = run_in_image(images["cpu"], "python", "-c", probe)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
