@@ -4,10 +4,17 @@ The churn probability is a logistic function of the features (short tenure,
 month-to-month contracts, many support calls, high charges, fibre, electronic
 checks raise it; long contracts, tenure and bundled products lower it), so a
 model can learn real signal, and the base rate is around 25 %.
+pandas is imported when a table is made, not by ``import nncourse``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from ._validate import positive_int
 
@@ -76,6 +83,8 @@ def churn_table(n: int = 5000, seed: int = 0) -> pd.DataFrame:
     )
     churned = rng.binomial(1, 1.0 / (1.0 + np.exp(-log_odds)))
     value = np.round(12 * _MARGIN * monthly * rng.uniform(0.8, 1.2, n), 2)
+
+    import pandas as pd
 
     return pd.DataFrame(
         {

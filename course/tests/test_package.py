@@ -43,3 +43,21 @@ def test_public_functions_and_classes_have_docstrings(module: object) -> None:
         and not inspect.getdoc(value)
     ]
     assert not undocumented
+
+
+def test_import_leaves_matplotlib_and_pandas_until_they_are_used() -> None:
+    """Does `import nncourse` stay light (every kernel pays for it), loading them on first use?"""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, nncourse\n"
+             "before = sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'pandas'})\n"
+             "nncourse.churn_table(10)\n"
+             "nncourse.plot_latent([[0.0, 1.0], [1.0, 0.0]])\n"
+             "after = sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'pandas'})\n"
+             "print(before, after)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "MPLBACKEND": "Agg"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[] ['matplotlib', 'pandas']"
