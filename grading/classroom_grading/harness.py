@@ -1,10 +1,11 @@
 """Execute one notebook inside a sandbox container: `classroom-sandbox-run`.
 
 The grading service starts a throwaway container (no network, limits, read-only
-root, scratch on /tmp) with this command and writes the submission folder to its
-standard input as a tar stream. The harness unpacks it on the scratch folder,
-executes the notebook with a fresh kernel, and prints the executed notebook as
-JSON on its standard output. It caps each cell's time and output; when the kernel
+root, scratch on /tmp) with this command, ahead of need: the harness starts a
+fresh kernel and then waits. The service then writes one line of JSON naming the
+notebook, followed by the submission folder as a tar stream, to its standard
+input. The harness unpacks it on the scratch folder, executes the notebook with
+that kernel, and prints the executed notebook as JSON on its standard output. It caps each cell's time and output; when the kernel
 dies or a cell times out, the cells after it stay unexecuted.
 
 Nothing the harness prints is trusted: the grading service takes only the cells'
@@ -22,6 +23,17 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def read_header(stream: io.BufferedReader) -> dict[str, str]:
+    """The line before the tar: {"notebook": path of the notebook inside the submission}."""
+    line = stream.readline(4096)
+    if not line:
+        raise SystemExit(0)  # the service let this spare sandbox go unused
+    header = json.loads(line)
+    if not isinstance(header, dict) or not isinstance(header.get("notebook"), str):
+        raise SystemExit("sandbox: the first line must be {\"notebook\": \"<path>\"}")
+    return header
 
 
 def read_submission(stream: io.BufferedReader, dest: Path) -> None:
@@ -45,7 +57,16 @@ def read_submission(stream: io.BufferedReader, dest: Path) -> None:
             # links, devices and fifos are skipped
 
 
-def make_client(nb, workdir: Path, cell_timeout: int, max_output: int):
+def start_kernel(workdir: Path):
+    """A fresh kernel in workdir, started before the submission arrives."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(workdir))
+    return km
+
+
+def make_client(nb, workdir: Path, cell_timeout: int, max_output: int, km=None):
     from nbclient import NotebookClient
     from nbformat import NotebookNode
 
@@ -65,7 +86,7 @@ def make_client(nb, workdir: Path, cell_timeout: int, max_output: int):
             return super().output(outs, msg, display_id, cell_index)
 
     return CappedClient(
-        nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+        nb, km=km, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
         interrupt_on_timeout=False, record_timing=False,
         resources={"metadata": {"path": str(workdir)}})
 
@@ -80,7 +101,6 @@ def no_dumps() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--notebook", required=True, help="path of the notebook inside the submission")
     parser.add_argument("--cell-timeout", type=int, default=120, help="seconds a cell may run")
     parser.add_argument("--max-cell-output", type=int, default=1_000_000, help="bytes of output kept per cell")
     parser.add_argument("--workdir", default="/tmp/submission")
@@ -92,18 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(devnull, 1)
     no_dumps()
 
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    read_submission(sys.stdin.buffer, workdir)
-    notebook = workdir / PurePosixPath(args.notebook)
-    if not notebook.is_file():
-        raise SystemExit(f"sandbox: the submission has no notebook {args.notebook!r}")
-
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    km = start_kernel(workdir)
+    header = read_header(sys.stdin.buffer)
+    read_submission(sys.stdin.buffer, workdir)
+    name = PurePosixPath(header["notebook"])
+    notebook = workdir / name
+    if name.is_absolute() or ".." in name.parts or not notebook.is_file():
+        raise SystemExit(f"sandbox: the submission has no notebook {header['notebook']!r}")
+    if notebook.parent != workdir:  # the kernel was started in the submission's top folder
+        km.shutdown_kernel(now=True)
+        km = None
+
     nb = nbformat.read(notebook, as_version=4)
-    client = make_client(nb, notebook.parent, args.cell_timeout, args.max_cell_output)
+    client = make_client(nb, notebook.parent, args.cell_timeout, args.max_cell_output, km)
     status = "completed"
     try:
         client.execute()

@@ -7,14 +7,21 @@ host path is mounted at all: the submission goes in as a tar stream on the
 container's standard input, and the executed notebook comes back on its standard
 output, read up to a cap. A run that exceeds its time is killed; the container is
 removed whatever happens.
+
+Containers are started ahead of need: each worker keeps one started sandbox whose
+kernel is up and waiting (`Spares`), so a notebook does not wait for a container
+and a kernel to start. A spare is still used once, for one notebook, and one left
+idle for 30 s is removed.
 """
 from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import struct
 import tarfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +30,8 @@ from typing import Any
 
 import docker
 from docker.types import LogConfig
+
+log = logging.getLogger("classroom_grading.sandbox")
 
 
 @dataclass
@@ -95,18 +104,25 @@ def _read_frames(sock: socket.socket, deadline: float, cap: int) -> tuple[bytes,
                     return bytes(stdout), "too-much-output"
 
 
-def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
-        labels: dict[str, str] | None = None, client: docker.DockerClient | None = None) -> Result:
-    """Execute `notebook_name` from the tar `payload` in a fresh sandbox container."""
+@dataclass
+class Sandbox:
+    """A started sandbox container, its kernel warming up, waiting for a submission."""
+
+    container: Any
+    sock: socket.socket
+    started: float
+
+
+def start(image: str, limits: Limits, labels: dict[str, str] | None = None,
+          client: docker.DockerClient | None = None) -> Sandbox:
+    """Create and start a fresh sandbox container, attached to its standard input and output."""
     client = client or docker.from_env()
-    name = f"classroom-sandbox-{uuid.uuid4().hex[:12]}"
-    started = time.monotonic()
     container = client.containers.create(
         image,
-        command=["classroom-sandbox-run", "--notebook", notebook_name,
+        command=["classroom-sandbox-run",
                  "--cell-timeout", str(limits.cell_seconds),
                  "--max-cell-output", str(limits.max_cell_output)],
-        name=name,
+        name=f"classroom-sandbox-{uuid.uuid4().hex[:12]}",
         stdin_open=True, tty=False,  # docker-py sets StdinOnce with stdin_open
         network_mode="none",
         mem_limit=limits.memory, memswap_limit=limits.memory,
@@ -127,23 +143,118 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
     )
     try:
         sock = client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stream": 1})
-        raw: socket.socket = getattr(sock, "_sock", sock)
         container.start()
-        raw.sendall(payload)
+    except Exception:
+        container.remove(force=True)
+        raise
+    return Sandbox(container, getattr(sock, "_sock", sock), time.monotonic())
+
+
+def discard(box: Sandbox) -> None:
+    """Remove a sandbox container whatever state it is in."""
+    try:
+        box.sock.close()
+        box.container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+class Spares:
+    """One started sandbox kept ready per kind, so the next notebook does not wait for a
+    container and a kernel to start. Each is used once; one left idle is removed."""
+
+    def __init__(self, idle_seconds: float = 30.0) -> None:
+        self.idle_seconds = idle_seconds
+        self.lock = threading.Lock()
+        self.ready: dict[tuple, tuple[Sandbox, threading.Timer]] = {}
+
+    def take(self, key: tuple) -> Sandbox | None:
+        with self.lock:
+            entry = self.ready.pop(key, None)
+        if entry is None:
+            return None
+        box, timer = entry
+        timer.cancel()
+        box.container.reload()
+        if box.container.status != "running":  # it died waiting (or was removed)
+            discard(box)
+            return None
+        return box
+
+    def put(self, key: tuple, box: Sandbox) -> None:
+        timer = threading.Timer(self.idle_seconds, self._expire, (key, box))
+        timer.daemon = True
+        with self.lock:
+            old = self.ready.pop(key, None)
+            self.ready[key] = (box, timer)
+        timer.start()
+        if old is not None:
+            old[1].cancel()
+            discard(old[0])
+
+    def _expire(self, key: tuple, box: Sandbox) -> None:
+        with self.lock:
+            if self.ready.get(key, (None,))[0] is not box:
+                return
+            del self.ready[key]
+        discard(box)
+
+
+SPARES = Spares()
+
+
+def _refill(key: tuple, image: str, limits: Limits, labels: dict[str, str] | None) -> None:
+    try:
+        SPARES.put(key, start(image, limits, labels))
+    except docker.errors.DockerException as error:
+        log.warning("could not start a spare sandbox (the next run starts its own): %s", error)
+
+
+def remove_all(deployment: str, client: docker.DockerClient | None = None, exited_only: bool = False) -> int:
+    """Remove the deployment's sandbox containers: at service start every one (none can be
+    in use), after a worker died the exited ones it left. Returns how many."""
+    client = client or docker.from_env()
+    filters: dict[str, Any] = {"label": ["org.classroom.role=sandbox", f"org.classroom.deployment={deployment}"]}
+    if exited_only:
+        filters["status"] = "exited"
+    removed = 0
+    for container in client.containers.list(all=True, filters=filters):
+        try:
+            container.remove(force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
+        labels: dict[str, str] | None = None, client: docker.DockerClient | None = None,
+        spare: bool = True) -> Result:
+    """Execute `notebook_name` from the tar `payload` in a fresh sandbox container.
+
+    With `spare`, a sandbox started earlier for the same image, limits and labels is
+    used when there is one, and the next one is started as soon as this one is done.
+    """
+    client = client or docker.from_env()
+    key = (image, repr(limits), tuple(sorted((labels or {}).items())))
+    box = (SPARES.take(key) if spare else None) or start(image, limits, labels, client)
+    started = time.monotonic()
+    try:
+        raw = box.sock
+        raw.sendall(json.dumps({"notebook": notebook_name}).encode() + b"\n" + payload)
         raw.shutdown(socket.SHUT_WR)
         stdout, ended = _read_frames(raw, started + limits.seconds, limits.max_result_bytes)
         raw.close()
         if ended != "eof":
-            container.kill()
-        state = client.api.wait(container.id, timeout=30)
+            box.container.kill()
+        state = client.api.wait(box.container.id, timeout=30)
         exit_code = state.get("StatusCode")
-        oom = client.api.inspect_container(container.id)["State"].get("OOMKilled", False)
+        oom = client.api.inspect_container(box.container.id)["State"].get("OOMKilled", False)
     finally:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    seconds = time.monotonic() - started
+        discard(box)
+        seconds = time.monotonic() - started
+        if spare:
+            threading.Thread(target=_refill, args=(key, image, limits, labels), daemon=True).start()
     if ended == "timeout":
         return Result("timeout", None, seconds, f"stopped after {limits.seconds} s", exit_code)
     if ended == "too-much-output":

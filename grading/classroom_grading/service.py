@@ -30,7 +30,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.ioloop import IOLoop
 
-from . import worker
+from . import sandbox, worker
 from .store import MAX_SUBMISSION_BYTES, Store, StoreError, check_name
 
 log = logging.getLogger("classroom_grading")
@@ -90,6 +90,8 @@ class Grader:
                     student, assignment, stamp, self.options)
             except BrokenProcessPool:
                 self.pool = self._new_pool()
+                await IOLoop.current().run_in_executor(
+                    None, lambda: sandbox.remove_all(self.options["deployment"], exited_only=True))
                 self.store.set_job(student, assignment, stamp, status="failed", finished_at=time.time(),
                                    error="the worker process died; regrade to try again")
             except Exception as error:  # noqa: BLE001 - one submission's failure stops only itself
@@ -342,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     workers = args.workers or default_workers(args.memory)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/grading/")
     hub_auth = HubOAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
+    removed = sandbox.remove_all(args.deployment)  # none can be in use before the workers start
+    if removed:
+        log.info("removed %d sandbox container(s) left from before", removed)
     grader = Grader(store, options, workers)
     api = r"api/assignments/([^/]+)"
     app = web.Application([

@@ -276,8 +276,10 @@ def test_grader_survives_the_attacks(deployment, teacher, attacks, explain):
                                  if s["student"] == "carol" and s["timestamp"] == stamp
                                  and s["status"] in ("done", "failed")), None), 300, "carol's grading")
     assert job["status"] == "done" and job["score"] == 5, job
-    leftovers = docker("ps", "-aq", "--filter", "label=org.classroom.role=sandbox")
-    assert leftovers == "", f"sandbox containers left behind: {leftovers}"
+    # Each worker keeps one started sandbox ready for the next notebook and removes it after
+    # 30 s idle; the used ones are removed at once. None may stay.
+    wait_for(lambda: docker("ps", "-aq", "--filter", "label=org.classroom.role=sandbox") == "", 120,
+             "every sandbox container to be removed")
 
 
 def test_deadline_needs_a_time_zone_and_lateness_uses_server_time(deployment, teacher, released, explain):
