@@ -6,7 +6,11 @@
   page answers, with p50, p95, max and failures; once with servers prestarted before the class
   (the way to run a class), once cold (the plain DockerSpawner experience, for comparison);
 - idle memory per student server (no kernel running);
-- image sizes.
+- image sizes;
+- `make deploy` of the bench instance from a cold Docker cache (its images, their build
+  stages and dangling layers removed; the base image and the downloaded wheels kept) and from a
+  warm one (images present); each is a first deploy of the instance, removed before;
+- grading throughput against nbgrader's serial autograde, and submit-to-feedback latency.
 
 Targets on a 2-core machine: burst of 30 prestarted p95 <= 10 s with no failures; idle server
 <= 100 MiB; next, 60 students with p95 <= 5 s. The bench deploys its own instance
@@ -101,11 +105,28 @@ def image_sizes(deployment) -> dict:
             for kind, image in images.items() if image}
 
 
+def deploy_times():
+    """Seconds of a first deploy of the bench instance with a cold Docker cache, then a warm one;
+    returns them and the deployment the warm one left running."""
+    deployed = deploy(BENCH_CONFIG)  # to learn which images this tree builds
+    images = [image for image in deployed.settings()["images"].values() if image]
+    images.append(docker("inspect", "--format", "{{.Config.Image}}", f"{deployed.name}-hub"))
+    times = {}
+    for kind in ("cold", "warm"):
+        driver("remove", "--config", str(BENCH_CONFIG), "--delete-volumes")
+        if kind == "cold":
+            subprocess.run(["docker", "rmi", "-f", *images], capture_output=True)
+            subprocess.run(["docker", "image", "prune", "-f"], capture_output=True)
+        deployed = deploy(BENCH_CONFIG)
+        times[f"{kind}_s"] = round(deployed.deploy_seconds, 1)
+    return times, deployed
+
+
 def main() -> int:
     """Deploy the bench instance, measure, print, write JSON, remove the instance."""
-    deployment = deploy(BENCH_CONFIG)
+    deploy_seconds, deployment = deploy_times()
     students = [f"s{i:02d}" for i in range(1, 61)]
-    results: dict = {"host_cpus": int(subprocess.check_output(["nproc"]).strip())}
+    results: dict = {"host_cpus": int(subprocess.check_output(["nproc"]).strip()), "deploy": deploy_seconds}
     try:
         singles = []
         for _ in range(3):
@@ -132,6 +153,8 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     rows = [
+        ("make deploy, cold Docker cache", f"{results['deploy']['cold_s']} s", "images built"),
+        ("make deploy, warm Docker cache", f"{results['deploy']['warm_s']} s", "images present"),
         ("single spawn, cold (median of 3)", f"{results['single_spawn']['cold_median_s']} s", ""),
         ("prestart 30 servers", f"{results['prestart_30_s']} s", "before the class"),
     ]
