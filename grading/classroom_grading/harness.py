@@ -5,8 +5,9 @@ root, scratch on /tmp) with this command, ahead of need: the harness starts a
 fresh kernel and then waits. The service then writes one line of JSON naming the
 notebook, followed by the submission folder as a tar stream, to its standard
 input. The harness unpacks it on the scratch folder, executes the notebook with
-that kernel, and prints the executed notebook as JSON on its standard output. It caps each cell's time and output; when the kernel
-dies or a cell times out, the cells after it stay unexecuted.
+that kernel, and prints the executed notebook as JSON on its standard output. It
+caps each cell's time and output; when the kernel dies or a cell times out, the
+cells after it stay unexecuted.
 
 Nothing the harness prints is trusted: the grading service takes only the cells'
 outputs and decides every verdict itself (see `records`).

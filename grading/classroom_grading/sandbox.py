@@ -34,7 +34,7 @@ from docker.types import LogConfig
 log = logging.getLogger("classroom_grading.sandbox")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
     memory: str = "1g"
     cpus: float = 1.0
@@ -110,7 +110,6 @@ class Sandbox:
 
     container: Any
     sock: socket.socket
-    started: float
 
 
 def start(image: str, limits: Limits, labels: dict[str, str] | None = None,
@@ -147,7 +146,7 @@ def start(image: str, limits: Limits, labels: dict[str, str] | None = None,
     except Exception:
         container.remove(force=True)
         raise
-    return Sandbox(container, getattr(sock, "_sock", sock), time.monotonic())
+    return Sandbox(container, getattr(sock, "_sock", sock))
 
 
 def discard(box: Sandbox) -> None:
@@ -236,7 +235,7 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
     used when there is one, and the next one is started as soon as this one is done.
     """
     client = client or docker.from_env()
-    key = (image, repr(limits), tuple(sorted((labels or {}).items())))
+    key = (image, limits, tuple(sorted((labels or {}).items())))
     box = (SPARES.take(key) if spare else None) or start(image, limits, labels, client)
     started = time.monotonic()
     try:
@@ -244,7 +243,6 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
         raw.sendall(json.dumps({"notebook": notebook_name}).encode() + b"\n" + payload)
         raw.shutdown(socket.SHUT_WR)
         stdout, ended = _read_frames(raw, started + limits.seconds, limits.max_result_bytes)
-        raw.close()
         if ended != "eof":
             box.container.kill()
         state = client.api.wait(box.container.id, timeout=30)

@@ -170,31 +170,28 @@ inputs than the ones you see. Do not change the test cells.
 
 # --- the release, as nbgrader's generate_assignment makes it -----------------------
 
-def _clear_solution(source: str) -> str:
-    """Replace each BEGIN/END SOLUTION region with the stub, at the region's indentation."""
-    lines, out, inside = source.split("\n"), [], False
-    for line in lines:
-        if BEGIN_SOLUTION in line:
-            indent = re.match(r"\s*", line).group(0)
-            out.extend(indent + stub for stub in CODE_STUB.split("\n"))
+def _replace_regions(source: str, begin: str, end: str, stub: str | None) -> str:
+    """Drop each begin/end region; with a stub, put it in the region's place at its indentation."""
+    out, inside = [], False
+    for line in source.split("\n"):
+        if begin in line:
+            if stub is not None:
+                indent = re.match(r"\s*", line).group(0)
+                out.extend(indent + part for part in stub.split("\n"))
             inside = True
-        elif END_SOLUTION in line:
+        elif end in line:
             inside = False
         elif not inside:
             out.append(line)
     return "\n".join(out)
+
+
+def _clear_solution(source: str) -> str:
+    return _replace_regions(source, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB)
 
 
 def _clear_hidden_tests(source: str) -> str:
-    lines, out, inside = source.split("\n"), [], False
-    for line in lines:
-        if BEGIN_HIDDEN in line:
-            inside = True
-        elif END_HIDDEN in line:
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "\n".join(out)
+    return _replace_regions(source, BEGIN_HIDDEN, END_HIDDEN, None)
 
 
 def _solution_sources() -> dict[str, str]:
