@@ -3,19 +3,26 @@
 The grading service starts a throwaway container (no network, limits, read-only
 root, scratch on /tmp) with this command, ahead of need: the harness starts a
 fresh kernel and then waits. The service then writes one line of JSON naming the
-notebook, followed by the submission folder as a tar stream, to its standard
-input. The harness unpacks it on the scratch folder, executes the notebook with
-that kernel, and prints the executed notebook as JSON on its standard output. It
-caps each cell's time and output; when the kernel dies or a cell times out, the
-cells after it stay unexecuted.
+notebook and a one-time key, followed by the submission folder as a tar stream, to
+its standard input. The harness unpacks it on the scratch folder, executes the
+notebook with that kernel, and prints the executed notebook as JSON on its standard
+output behind a line that authenticates it (`seal`). It caps each cell's time and
+output; when the kernel dies or a cell times out, the cells after it stay
+unexecuted.
 
-Nothing the harness prints is trusted: the grading service takes only the cells'
+The result channel is the harness's alone. Other processes of the same user (the
+kernel, and tini as PID 1) can write to the container's standard output through
+/proc, but not forge the seal: the key arrives after the kernel started, is read
+before any student code runs, and stays in this non-dumpable process. Nothing the
+harness prints is trusted beyond that: the grading service takes only the cells'
 outputs and decides every verdict itself (see `records`).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -27,14 +34,36 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
 def read_header(stream: io.BufferedReader) -> dict[str, str]:
-    """The line before the tar: {"notebook": path of the notebook inside the submission}."""
+    """The line before the tar: {"notebook": path inside the submission, "key": one-time hex key}."""
     line = stream.readline(4096)
     if not line:
         raise SystemExit(0)  # the service let this spare sandbox go unused
     header = json.loads(line)
-    if not isinstance(header, dict) or not isinstance(header.get("notebook"), str):
-        raise SystemExit("sandbox: the first line must be {\"notebook\": \"<path>\"}")
+    if not isinstance(header, dict) or not all(isinstance(header.get(k), str) for k in ("notebook", "key")):
+        raise SystemExit("sandbox: the first line must be {\"notebook\": \"<path>\", \"key\": \"<hex>\"}")
     return header
+
+
+def seal(body: bytes, key: str) -> bytes:
+    """The result as sent: a JSON line with the body's length and HMAC-SHA256 under key, then the body."""
+    mac = hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
+    return json.dumps({"length": len(body), "mac": mac}).encode() + b"\n" + body
+
+
+def unseal(data: bytes, key: str) -> bytes | None:
+    """The body of a sealed result, or None when anything about it is not the harness's."""
+    line, newline, rest = data.partition(b"\n")
+    try:
+        head = json.loads(line) if newline else None
+    except ValueError:
+        return None
+    if not isinstance(head, dict) or not isinstance(head.get("length"), int) or not isinstance(head.get("mac"), str):
+        return None
+    body = rest[:head["length"]]
+    if len(body) != head["length"]:
+        return None
+    expected = hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
+    return body if hmac.compare_digest(expected, head["mac"]) else None
 
 
 def read_submission(stream: io.BufferedReader, dest: Path) -> None:
@@ -108,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # The result goes out on a private copy of stdout; the kernel inherits /dev/null.
-    result = os.fdopen(os.dup(1), "w")
+    result = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     no_dumps()
@@ -141,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - any failure leaves the rest unexecuted
         status = f"error: {type(error).__name__}"
     nb.metadata["classroom_sandbox"] = {"status": status}
-    result.write(json.dumps(nb))
+    result.write(seal(json.dumps(nb).encode(), header["key"]))
     result.flush()
     return 0
 

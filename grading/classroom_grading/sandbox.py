@@ -18,9 +18,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import secrets
 import socket
 import struct
+import subprocess
+import sys
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -30,6 +35,8 @@ from typing import Any
 
 import docker
 from docker.types import LogConfig
+
+from .harness import unseal
 
 log = logging.getLogger("classroom_grading.sandbox")
 
@@ -104,6 +111,39 @@ def _read_frames(sock: socket.socket, deadline: float, cap: int) -> tuple[bytes,
                     return bytes(stdout), "too-much-output"
 
 
+def grading_environment(limits: Limits) -> dict[str, str]:
+    """What every graded notebook runs with: nbgrader's autograde flag, and the course's
+    fast mode (small data, few epochs), so that the solution's reference run and every
+    submission run the same sizes, well inside the grading limits."""
+    threads = str(max(1, int(limits.cpus)))
+    return {"NBGRADER_EXECUTION": "autograde", "NNCOURSE_FAST_MODE": "1",
+            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def request(notebook_name: str, payload: bytes) -> tuple[bytes, str]:
+    """What the harness reads on its standard input, and the one-time key its result is sealed with."""
+    key = secrets.token_hex(32)
+    return json.dumps({"notebook": notebook_name, "key": key}).encode() + b"\n" + payload, key
+
+
+def result(stdout: bytes, key: str, seconds: float, exit_code: int | None, oom: bool) -> Result:
+    """Decide what a finished run gave: only a result sealed with this run's key counts."""
+    body = unseal(stdout, key)
+    try:
+        notebook = json.loads(body) if body is not None else None
+        if not isinstance(notebook, dict):
+            raise ValueError("not a notebook")
+    except ValueError:
+        status = "out-of-memory" if oom else "failed"
+        why = "no notebook came back" if body is None and not stdout else (
+            "the result was not the harness's own" if body is None else "the result is not a notebook")
+        return Result(status, None, seconds, f"{why} (exit code {exit_code})", exit_code)
+    status = str(notebook.get("metadata", {}).get("classroom_sandbox", {}).get("status", "failed"))
+    if oom:
+        status = "out-of-memory"
+    return Result(status, notebook, seconds, "", exit_code)
+
+
 @dataclass
 class Sandbox:
     """A started sandbox container, its kernel warming up, waiting for a submission."""
@@ -134,9 +174,7 @@ def start(image: str, limits: Limits, labels: dict[str, str] | None = None,
         user="1000:1000",
         working_dir="/tmp",
         environment={"HOME": "/tmp", "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
-                     "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime", "NBGRADER_EXECUTION": "autograde",
-                     "OMP_NUM_THREADS": str(max(1, int(limits.cpus))),
-                     "MKL_NUM_THREADS": str(max(1, int(limits.cpus)))},
+                     "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime", **grading_environment(limits)},
         labels={"org.classroom.role": "sandbox", **(labels or {})},
         log_config=LogConfig(type="none"),
     )
@@ -235,12 +273,13 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
     used when there is one, and the next one is started as soon as this one is done.
     """
     client = client or docker.from_env()
-    key = (image, limits, tuple(sorted((labels or {}).items())))
-    box = (SPARES.take(key) if spare else None) or start(image, limits, labels, client)
+    spare_key = (image, limits, tuple(sorted((labels or {}).items())))
+    box = (SPARES.take(spare_key) if spare else None) or start(image, limits, labels, client)
     started = time.monotonic()
+    data, key = request(notebook_name, payload)
     try:
         raw = box.sock
-        raw.sendall(json.dumps({"notebook": notebook_name}).encode() + b"\n" + payload)
+        raw.sendall(data)
         raw.shutdown(socket.SHUT_WR)
         stdout, ended = _read_frames(raw, started + limits.seconds, limits.max_result_bytes)
         if ended != "eof":
@@ -252,19 +291,29 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
         discard(box)
         seconds = time.monotonic() - started
         if spare:
-            threading.Thread(target=_refill, args=(key, image, limits, labels), daemon=True).start()
+            threading.Thread(target=_refill, args=(spare_key, image, limits, labels), daemon=True).start()
     if ended == "timeout":
         return Result("timeout", None, seconds, f"stopped after {limits.seconds} s", exit_code)
     if ended == "too-much-output":
         return Result("too-much-output", None, seconds, f"printed more than {limits.max_result_bytes} bytes", exit_code)
-    try:
-        notebook = json.loads(stdout)
-        if not isinstance(notebook, dict):
-            raise ValueError("not a notebook")
-    except ValueError:
-        status = "out-of-memory" if oom else "failed"
-        return Result(status, None, seconds, f"no notebook came back (exit code {exit_code})", exit_code)
-    status = str(notebook.get("metadata", {}).get("classroom_sandbox", {}).get("status", "failed"))
-    if oom:
-        status = "out-of-memory"
-    return Result(status, notebook, seconds, "", exit_code)
+    return result(stdout, key, seconds, exit_code, oom)
+
+
+def run_local(payload: bytes, notebook_name: str, limits: Limits) -> Result:
+    """Execute a notebook with the same harness as a plain subprocess, in a temporary folder.
+
+    For course authors without Docker (`course/prove.py --executor local`): there is no
+    isolation at all and no memory or process limit, so never use it on submissions.
+    """
+    data, key = request(notebook_name, payload)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sandbox-local-") as folder:
+        env = {**os.environ, "HOME": folder, "IPYTHONDIR": f"{folder}/.ipython", **grading_environment(limits)}
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "classroom_grading.harness", "--workdir", f"{folder}/submission",
+                 "--cell-timeout", str(limits.cell_seconds), "--max-cell-output", str(limits.max_cell_output)],
+                input=data, capture_output=True, timeout=limits.seconds, env=env, cwd=folder)
+        except subprocess.TimeoutExpired:
+            return Result("timeout", None, time.monotonic() - started, f"stopped after {limits.seconds} s")
+    return result(done.stdout, key, time.monotonic() - started, done.returncode, False)
