@@ -103,13 +103,25 @@ def matches(reference: dict[str, Any], submitted: dict[str, Any]) -> bool:
 
 def verdict(reference: dict[str, list[dict[str, Any]]],
             submitted: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The problems that fail a cell: every reference record must be present and every
-    submitted record of that name must match it. An empty list means the cell passes."""
+    """The problems that fail a cell; an empty list means the cell passes.
+
+    Every name the reference records must be recorded as many times, and each record
+    must match the reference's record of that name at the same position: a test that
+    records one name in a loop is compared step by step, in order. A forged extra
+    record, or one missing, fails the cell."""
     problems = []
     for name, wanted in reference.items():
         got = submitted.get(name)
         if not got:
             problems.append(f"{name}: no value was recorded (the test did not run to the end)")
-        elif not all(matches(wanted[-1], record) for record in got):
-            problems.append(f"{name}: the recorded value is not the expected one")
+        elif len(got) != len(wanted):
+            problems.append(f"{name}: recorded {len(got)} time(s), where the solution records it "
+                            f"{len(wanted)} time(s)")
+        else:
+            wrong = [i for i, (want, record) in enumerate(zip(wanted, got), 1) if not matches(want, record)]
+            if wrong and len(wanted) == 1:
+                problems.append(f"{name}: the recorded value is not the expected one")
+            elif wrong:
+                problems.append(f"{name}: the recorded value is not the expected one at record "
+                                f"{wrong[0]} of {len(wanted)}")
     return problems
