@@ -9,16 +9,26 @@ otherwise it gets an error output, which nbgrader's `SaveAutoGrades` scores as 0
 A test cell that records nothing is graded on its outputs alone, as nbgrader does,
 and reported as unprotected.
 
-`HideHiddenTests` runs in `generate_feedback`: feedback never shows hidden tests.
+Student content is untrusted wherever staff see it. `SanitizeSubmission` cleans the
+graded notebook before nbgrader stores it (the formgrader's grading view, its
+JupyterLab and feedback all read that copy): no script, no event handler, no
+active markup in markdown, outputs, attachments or metadata; and every HTML page
+rendered from it is sanitized again by nbconvert (`HTMLExporter.sanitize_html`).
+
+`HideHiddenTests` and `FeedbackOutputs` run in `generate_feedback`: feedback never
+shows hidden tests, nor anything the student's code printed while hidden tests were
+in the notebook (it could print them): a notebook with hidden tests gets the outputs
+the student submitted, and each test cell the verdict decided outside the sandbox.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern,
                                     LimitOutput, NbGraderPreprocessor, SaveAutoGrades)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
@@ -27,6 +37,8 @@ from traitlets import Float, Int, Unicode
 from . import RECORD_MIME, records
 
 VERDICT = "GraderVerdict"
+HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
+SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 # What the sandbox runs of this process reported (the worker reads it after each grading).
 RUNS: list[dict[str, Any]] = []
 
@@ -34,6 +46,24 @@ RUNS: list[dict[str, Any]] = []
 def is_test_cell(cell: Any) -> bool:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def has_hidden_tests(cell: Any) -> bool:
+    return cell.get("cell_type") == "code" and HIDDEN_BEGIN in cell.get("source", "")
+
+
+def visible_source(source: str) -> str:
+    """A test cell's source with its hidden regions replaced by one comment line."""
+    kept, hidden = [], False
+    for line in source.split("\n"):
+        if HIDDEN_BEGIN in line:
+            hidden = True
+            kept.append(line.split("#")[0] + "# (hidden tests are not shown)")
+        elif HIDDEN_END in line:
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def fail_cell(cell: Any, message: str) -> None:
@@ -123,9 +153,66 @@ class VerifyRecords(NbGraderPreprocessor):
                 continue
             problems = records.verdict(expected, records.from_outputs(cell.outputs))
             if problems:
-                fail_cell(cell, "; ".join(problems))
+                fail_cell(cell, describe_problems(problems, list(expected), visible_source(cell.source)))
         resources.setdefault("classroom", {})["unprotected"] = unprotected
         return nb, resources
+
+
+def describe_problems(problems: list[str], names: list[str], visible: str) -> str:
+    """The verdict's message: each failed record ("name: why") where the visible part of
+    the test names it, the others counted as hidden checks (their names describe them)."""
+    shown = [p for p in problems
+             if any(p.startswith(f"{name}: ") and repr(name)[1:-1] in visible for name in names)]
+    hidden = len(problems) - len(shown)
+    if hidden:
+        shown.append(f"{hidden} hidden check(s) failed")
+    return "; ".join(shown)
+
+
+class SanitizeSubmission(NbGraderPreprocessor):
+    """Make the graded notebook safe to show to anyone: allow-listed HTML only, no script,
+    and no metadata that templates might print (only nbgrader's, with a plain grade id)."""
+
+    def preprocess(self, nb, resources):
+        sanitizer = SanitizeHTML(parent=self, strip=True)
+        sanitizer.safe_output_keys = set(sanitizer.safe_output_keys) | {RECORD_MIME}
+        sanitizer.sanitized_output_types = {"text/html", "text/markdown"}
+        nb.metadata = nbformat.from_dict({k: v for k, v in nb.metadata.items()
+                                          if k in ("kernelspec", "language_info")})
+        for cell in nb.cells:
+            cell.metadata = nbformat.from_dict(safe_cell_metadata(cell.get("metadata", {})))
+            cell.pop("attachments", None)  # images pasted into markdown: may carry SVG script
+            if cell.cell_type == "code":
+                cell.outputs = [clean_output(o) for o in cell.outputs]
+            sanitizer.preprocess_cell(cell, resources, 0)
+        return nb, resources
+
+
+def safe_cell_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    nbgrader = metadata.get("nbgrader")
+    if not isinstance(nbgrader, dict) or not SAFE_ID.match(str(nbgrader.get("grade_id", ""))):
+        return {}
+    kept = {k: v for k, v in nbgrader.items()
+            if k in ("grade", "solution", "locked", "task", "schema_version", "grade_id", "checksum", "cell_type")
+            and isinstance(v, (bool, int, str))}
+    if isinstance(nbgrader.get("points"), (int, float)) and not isinstance(nbgrader.get("points"), bool):
+        kept["points"] = nbgrader["points"]
+    return {"nbgrader": kept}
+
+
+def clean_output(output: Any) -> Any:
+    """An output with only text, images as data, HTML/markdown (sanitized next) and records."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return nbformat.v4.new_output("stream", name=output.get("name", "stdout"), text=output.get("text", ""))
+    if kind == "error":
+        return nbformat.v4.new_output("error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")),
+                                      traceback=[str(t) for t in output.get("traceback", [])])
+    data = {k: v for k, v in (output.get("data") or {}).items()
+            if k in ("text/plain", "text/html", "text/markdown", "text/latex", "image/png", "image/jpeg", RECORD_MIME)}
+    if kind == "execute_result":
+        return nbformat.v4.new_output("execute_result", data=data, execution_count=output.get("execution_count"))
+    return nbformat.v4.new_output("display_data", data=data)
 
 
 class RefuseLocalExecution(NbGraderPreprocessor):
@@ -137,34 +224,63 @@ class RefuseLocalExecution(NbGraderPreprocessor):
 
 
 class HideHiddenTests(NbGraderPreprocessor):
-    """In feedback: drop hidden test regions and the tracebacks of cells that had them."""
-
-    begin = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
-    end = Unicode("END HIDDEN TESTS").tag(config=True)
+    """In feedback: drop the hidden test regions of test cells."""
 
     def preprocess(self, nb, resources):
         for cell in nb.cells:
-            if self.begin not in cell.source:
-                continue
-            kept, hidden = [], False
-            for line in cell.source.split("\n"):
-                if self.begin in line:
-                    hidden = True
-                    kept.append(line.split("#")[0] + "# (hidden tests are not shown)")
-                elif self.end in line:
-                    hidden = False
-                elif not hidden:
-                    kept.append(line)
-            cell.source = "\n".join(kept)
-            # Records name what the hidden tests check: they stay with the grader.
-            cell.outputs = [o for o in cell.get("outputs", [])
-                            if RECORD_MIME not in (o.get("data") or {})]
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
-                    output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+            if has_hidden_tests(cell):
+                cell.source = visible_source(cell.source)
         return nb, resources
 
 
-AUTOGRADE_PREPROCESSORS = [SandboxExecute, VerifyRecords, IgnorePattern, ClearMetadataPreprocessor,
+class FeedbackOutputs(NbGraderPreprocessor):
+    """In feedback of a notebook that had hidden tests: no output of the grading run.
+
+    The student's code ran next to the hidden tests and could print them anywhere, in
+    any encoding. So answer cells show the outputs the student submitted, and test
+    cells show only the verdict the grader decided outside the sandbox. A notebook
+    without hidden tests has nothing to hide and keeps its outputs.
+    """
+
+    def preprocess(self, nb, resources):
+        if not any(has_hidden_tests(cell) or HIDDEN_BEGIN in cell.get("source", "") for cell in nb.cells):
+            return nb, resources
+        by_id, in_order = self.submitted_cells(resources)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            if is_test_cell(cell):
+                verdicts = [o for o in cell.outputs if o.get("output_type") == "error" and o.get("ename") == VERDICT]
+                failed = any(o.get("output_type") == "error" for o in cell.outputs)
+                if failed and not verdicts:
+                    verdicts = [nbformat.v4.new_output("error", ename=VERDICT, evalue="this test failed",
+                                                       traceback=[f"{VERDICT}: this test failed"])]
+                cell.outputs = verdicts
+            else:
+                theirs = by_id.get(cell.get("id")) or (in_order[index] if len(in_order) == len(nb.cells) else None)
+                cell.outputs = [clean_output(o) for o in (theirs or {}).get("outputs", [])]
+            cell.execution_count = None
+        return nb, resources
+
+    @staticmethod
+    def submitted_cells(resources) -> tuple[dict[str, Any], list[Any]]:
+        """The submitted notebook's cells by cell id, and in order (empty when it is not there)."""
+        info = resources.get("nbgrader", {})
+        graded = Path(resources.get("metadata", {}).get("path", "/"))  # ROOT/autograded/STUDENT/ASSIGNMENT
+        if len(graded.parents) < 3:
+            return {}, []
+        path = graded.parents[2] / "submitted" / info.get("student", "") / info.get("assignment", "") \
+            / f"{info.get('notebook', '')}.ipynb"
+        try:
+            cells = nbformat.read(path, as_version=4).cells
+        except Exception:  # noqa: BLE001 - a missing or broken submission shows no outputs
+            return {}, []
+        return {cell["id"]: cell for cell in cells if "id" in cell}, list(cells)
+
+
+# The order matters: execution first; the verdict before anything changes outputs;
+# sanitizing before nbgrader stores the notebook that staff open.
+AUTOGRADE_PREPROCESSORS = [SandboxExecute, VerifyRecords, IgnorePattern, SanitizeSubmission,
                            LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-FEEDBACK_PREPROCESSORS = [HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+# Outputs are replaced before the hidden regions go (both read the hidden markers).
+FEEDBACK_PREPROCESSORS = [FeedbackOutputs, HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

@@ -31,7 +31,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.ioloop import IOLoop
 
 from . import sandbox, worker
-from .store import MAX_SUBMISSION_BYTES, Store, StoreError, check_name
+from .export import inert_csv
+from .store import LIMITS, Store, StoreError, check_name
 
 log = logging.getLogger("classroom_grading")
 STATES = ("queued", "running", "done", "failed")
@@ -132,6 +133,13 @@ class Base(HubOAuthenticated, web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """A client's bad input (a StoreError anywhere in a handler) is its error, not ours."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, StoreError):
+            status_code = error.status
+        super().send_error(status_code, **kwargs)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None))[1]
         message = getattr(error, "log_message", None) or (str(error) if error else self._reason)
@@ -177,11 +185,10 @@ class SubmitHandler(Base):
     """POST a tar(.gz) of the assignment folder; the server stamps the time."""
 
     @web.authenticated
-    def post(self, assignment: str) -> None:
-        try:
-            stamp = self.store.receive(self.student, assignment, self.request.body)
-        except StoreError as error:
-            raise web.HTTPError(400, str(error)) from None
+    async def post(self, assignment: str) -> None:
+        # Unpacking takes time: off the event loop, so nobody else waits for it.
+        stamp = await IOLoop.current().run_in_executor(
+            None, self.store.receive, self.student, assignment, self.request.body)
         if self.store.assignment_settings(assignment)["autograde"]:
             self.grader.enqueue(self.student, assignment, stamp)
         else:
@@ -265,7 +272,7 @@ class ExportHandler(Base):
             target = Path(folder) / "grades.csv"
             with Gradebook(f"sqlite:///{self.store.course / 'gradebook.db'}", self.store.course_id) as gb:
                 CsvExportPlugin(to=str(target)).export(gb)
-            data = target.read_bytes()
+            data = inert_csv(target.read_text()).encode()
         self.set_header("Content-Type", "text/csv")
         self.set_header("Content-Disposition", f'attachment; filename="{self.store.course_id}-grades.csv"')
         self.finish(data)
@@ -363,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     ], hub_auth=hub_auth, store=store, grader=grader, prefix=prefix, formgrader_url=args.formgrader_url,
         instructors=make_instructors(hub_auth.api_url, hub_auth.api_token),
         cookie_secret=os.urandom(32))
-    app.listen(args.port, max_body_size=MAX_SUBMISSION_BYTES + 1024 * 1024)
+    app.listen(args.port, max_body_size=LIMITS.max_upload + 1024 * 1024)
     grader.start()
     log.info("grading %s from %s with %d worker(s), sandboxes from %s", store.course_id, store.root,
              workers, args.image)

@@ -15,6 +15,7 @@ container does. Students reach it through the service's API, as themselves.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -22,6 +23,11 @@ import re
 import shutil
 import tarfile
 import tempfile
+import threading
+import zlib
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,13 +35,45 @@ from zoneinfo import ZoneInfo
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 TIMESTAMP_DIR = "%Y%m%dT%H%M%S.%fZ"
 NBGRADER_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f %Z"
-MAX_SUBMISSION_BYTES = 50 * 1024 * 1024
-MAX_SUBMISSION_FILES = 500
+# A file or folder name inside an upload: no markup, no control characters, no
+# leading dash or dot-dot; what nbgrader, a shell and an HTML page all take as is.
+PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+()-]{0,99}$")
 DEFAULT_SETTINGS = {"autograde": True, "feedback": "auto", "deadline": None}
 
 
 class StoreError(ValueError):
     """Bad input from a client: the message names the input and the fix."""
+
+    status = 400
+
+
+class TooLarge(StoreError):
+    """An upload over a size limit (HTTP 413)."""
+
+    status = 413
+
+
+class TooMany(StoreError):
+    """Submissions faster than the rate limit (HTTP 429)."""
+
+    status = 429
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one student may upload: each limit is checked while the tar is read, before
+    anything is written, so a small archive that unpacks to a flood is refused cheaply."""
+
+    max_upload: int = 20 * 2**20       # bytes received (compressed)
+    max_unpacked: int = 20 * 2**20     # bytes of all files, unpacked
+    max_entries: int = 500             # files and folders
+    max_depth: int = 6                 # folders deep
+    quota: int = 100 * 2**20           # bytes a student's kept submissions may hold, all assignments
+    per_minute: int = 6                # submissions per student per minute
+    keep: int = 3                      # submissions kept per student and assignment; older ones are pruned
+
+
+LIMITS = UploadLimits()
 
 
 def check_name(kind: str, value: str) -> str:
@@ -80,6 +118,7 @@ def now() -> dt.datetime:
 
 class Store:
     def __init__(self, root: Path, course_id: str):
+        self.rate = RateLimit()
         self.root = Path(root)
         self.course_id = check_name("course id", course_id)
         self.course = self.root / course_id
@@ -131,24 +170,56 @@ class Store:
         return tar_folder(folder)
 
     # --- submissions ------------------------------------------------------------
-    def receive(self, student: str, assignment: str, payload: bytes) -> str:
-        """Store a submission under the server's own timestamp; returns that timestamp."""
+    def receive(self, student: str, assignment: str, payload: bytes, limits: UploadLimits = LIMITS) -> str:
+        """Store a submission under the server's own timestamp; returns that timestamp.
+
+        Refuses an upload over the limits, a student over their quota, and a student
+        submitting faster than the rate limit; keeps the newest `limits.keep`
+        submissions of each assignment (their grading records stay in the jobs and
+        the gradebook).
+        """
         check_name("student", student)
         check_name("assignment", assignment)
         if assignment not in self.released():
             raise StoreError(f"assignment {assignment!r} is not released; fetch a released assignment first")
+        self.rate.check(student, limits.per_minute)
+        used = self.usage(student)
+        if used + len(payload) > limits.quota:
+            raise TooLarge(f"{student} already keeps {used} bytes of submissions, and this upload would pass the "
+                           f"quota of {limits.quota} bytes; remove large files (data sets, checkpoints) from the "
+                           "assignment folder")
         stamp = now().strftime(TIMESTAMP_DIR)
         target = self.exchange / "inbound" / student / assignment / stamp
         partial = target.with_name(f".{stamp}.partial")
         try:
-            untar(payload, partial)
+            untar(payload, partial, limits)
             if not any(partial.glob("*.ipynb")):
                 raise StoreError(f"the submission of {assignment!r} holds no notebook; submit the assignment folder")
+            if used + folder_size(partial) > limits.quota:
+                raise TooLarge(f"this submission would take {student} past the quota of {limits.quota} bytes; "
+                               "remove large files from the assignment folder")
             (partial / "timestamp.txt").write_text(to_nbgrader_timestamp(stamp))
             os.replace(partial, target)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+        self.prune(student, assignment, limits.keep)
         return stamp
+
+    def usage(self, student: str) -> int:
+        """Bytes of the submissions kept for this student, all assignments."""
+        return folder_size(self.exchange / "inbound" / student)
+
+    def prune(self, student: str, assignment: str, keep: int) -> list[str]:
+        """Delete all but the newest `keep` submissions, never one being graded; returns those deleted."""
+        removed = []
+        for stamp in self.submissions(student, assignment)[:-keep]:
+            if (self.job(student, assignment, stamp) or {}).get("status") in ("queued", "running"):
+                continue
+            shutil.rmtree(self.exchange / "inbound" / student / assignment / stamp, ignore_errors=True)
+            if self.job(student, assignment, stamp) is not None:
+                self.set_job(student, assignment, stamp, pruned=True)
+            removed.append(stamp)
+        return removed
 
     def submissions(self, student: str, assignment: str) -> list[str]:
         folder = self.exchange / "inbound" / student / assignment
@@ -190,7 +261,6 @@ class Store:
 
     def feedback(self, student: str, assignment: str) -> dict[str, dict[str, str]]:
         """{timestamp: {notebook: checksum}} of the feedback released to this student."""
-        import hashlib
         folder = self.exchange / "feedback" / student / assignment
         result: dict[str, dict[str, str]] = {}
         for stamp in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -238,35 +308,81 @@ def tar_folder(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-def untar(payload: bytes, dest: Path, max_bytes: int = MAX_SUBMISSION_BYTES,
-          max_files: int = MAX_SUBMISSION_FILES) -> list[str]:
-    """Unpack plain files and folders from a (gzipped) tar; refuse links, odd paths and excess."""
-    if len(payload) > max_bytes:
-        raise StoreError(f"the upload is {len(payload)} bytes, more than {max_bytes}; remove large files "
-                         "(data sets, checkpoints) from the assignment folder")
+def folder_size(folder: Path) -> int:
+    """Bytes of the plain files under folder (0 when it does not exist)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) \
+        if folder.is_dir() else 0
+
+
+class RateLimit:
+    """Submissions per student in the last minute, in this process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.times: dict[str, deque[float]] = defaultdict(deque)
+
+    def check(self, student: str, per_minute: int) -> None:
+        with self.lock:
+            times, moment = self.times[student], time.monotonic()
+            while times and moment - times[0] > 60:
+                times.popleft()
+            if len(times) >= per_minute:
+                raise TooMany(f"{student} submitted {len(times)} times in the last minute, the most allowed; "
+                              f"wait {60 - (moment - times[0]):.0f} s and submit again")
+            times.append(moment)
+
+
+def safe_member_path(name: str, limits: UploadLimits) -> PurePosixPath:
+    """The path of a tar member, refused unless relative, plainly named and not too deep."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise StoreError(f"the upload holds the path {name!r}; only relative paths are allowed")
+    if path.parts == (".",):
+        return path
+    parts = [part for part in path.parts if part != "."]
+    bad = next((part for part in parts if not PATH_PART.match(part)), None)
+    if bad is not None:
+        raise StoreError(f"the upload holds the name {bad[:100]!r}; rename it with letters, digits, spaces and "
+                         "'._+()-' only (not starting with a dot or a dash)")
+    if len(parts) > limits.max_depth:
+        raise StoreError(f"the upload holds {name[:200]!r}, {len(parts)} levels deep; at most {limits.max_depth} "
+                         "are allowed")
+    return PurePosixPath(*parts)
+
+
+def untar(payload: bytes, dest: Path, limits: UploadLimits = LIMITS) -> list[str]:
+    """Unpack plain files and folders from a (gzipped) tar; refuse links' targets, odd
+    names and anything over the limits, all checked from the headers before writing."""
+    if len(payload) > limits.max_upload:
+        raise TooLarge(f"the upload is {len(payload)} bytes, more than {limits.max_upload}; remove large files "
+                       "(data sets, checkpoints) from the assignment folder")
     try:
         archive = tarfile.open(fileobj=io.BytesIO(payload), mode="r:*")
-    except tarfile.TarError as error:
-        raise StoreError(f"the upload is not a tar archive ({error})") from None
-    written, total = [], 0
-    with archive:
-        for member in archive:
-            path = PurePosixPath(member.name)
-            if path.is_absolute() or ".." in path.parts or not path.parts:
-                raise StoreError(f"the upload holds the path {member.name!r}; only relative paths are allowed")
-            if member.isdir():
-                (dest.joinpath(*path.parts)).mkdir(parents=True, exist_ok=True)
-                continue
-            if not member.isfile():
-                continue  # links, devices and fifos are dropped
-            total += member.size
-            if total > max_bytes or len(written) >= max_files:
-                raise StoreError(f"the upload unpacks to more than {max_bytes} bytes or {max_files} files")
-            target = dest.joinpath(*path.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = archive.extractfile(member)
-            assert source is not None
-            with open(target, "wb") as handle:
-                shutil.copyfileobj(source, handle)
-            written.append(path.as_posix())
+        with archive:
+            plan, total = [], 0
+            for member in archive:  # reading the headers only decompresses the members counted so far
+                path = safe_member_path(member.name, limits)
+                if not (member.isdir() or member.isfile()):
+                    continue  # links, devices and fifos are dropped
+                if len(plan) >= limits.max_entries:
+                    raise TooLarge(f"the upload holds more than {limits.max_entries} files and folders")
+                total += member.size if member.isfile() else 0
+                if total > limits.max_unpacked:
+                    raise TooLarge(f"the upload unpacks to more than {limits.max_unpacked} bytes; remove large "
+                                   "files (data sets, checkpoints) from the assignment folder")
+                plan.append((member, path))
+            written = []
+            for member, path in plan:
+                target = dest.joinpath(*path.parts)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                assert source is not None
+                with open(target, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+                written.append(path.as_posix())
+    except (tarfile.TarError, EOFError, zlib.error) as error:
+        raise StoreError(f"the upload is not a readable tar archive ({error})") from None
     return written

@@ -18,7 +18,7 @@ import nbformat
 from traitlets.config import Config
 
 from . import autograde, records, sandbox
-from .store import Store, write_json
+from .store import TIMESTAMP_DIR, Store, write_json
 
 log = logging.getLogger("classroom_grading.worker")
 
@@ -81,6 +81,7 @@ def nbgrader_config(store: Store, options: dict[str, Any]) -> Config:
     config.Autograde.autograde_preprocessors = autograde.AUTOGRADE_PREPROCESSORS
     config.Autograde.create_student = True
     config.GenerateFeedback.preprocessors = autograde.FEEDBACK_PREPROCESSORS
+    config.HTMLExporter.sanitize_html = True  # feedback pages: nbconvert's allow-list, on top of SanitizeSubmission
     config.SandboxExecute.image = options["image"]
     config.SandboxExecute.memory = options["memory"]
     config.SandboxExecute.cpus = float(options["cpus"])
@@ -109,6 +110,25 @@ def apply_deadline(store: Store, assignment: str) -> None:
         gb.update_or_create_assignment(assignment, duedate=duedate)
 
 
+def forget_other_submission(store: Store, student: str, assignment: str, stamp: str) -> None:
+    """Drop the gradebook's record of an earlier submission before grading a new one.
+
+    nbgrader updates only the cells it finds: a test cell deleted (or stripped of its
+    metadata) in the new submission would keep the old score. Grading the new one from
+    an empty record scores a missing test cell 0 (and flags it for the instructor). A
+    regrade of the same submission keeps the record, and with it any hand grading.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", store.course_id) as gb:
+        try:
+            previous = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return
+        if previous.timestamp is None or previous.timestamp.strftime(TIMESTAMP_DIR) != stamp:
+            gb.remove_submission(assignment, student)
+
+
 def grade(root: str, course_id: str, student: str, assignment: str, stamp: str,
           options: dict[str, Any]) -> dict[str, Any]:
     """Grade one submission; returns the score and what the sandbox reported."""
@@ -122,6 +142,7 @@ def grade(root: str, course_id: str, student: str, assignment: str, stamp: str,
         store.collect(student, assignment, stamp)
         config = nbgrader_config(store, options)
         apply_deadline(store, assignment)
+        forget_other_submission(store, student, assignment, stamp)
         autograde.RUNS.clear()
         for converter_class in (Autograde, GenerateFeedback):
             coursedir = CourseDirectory(config=config)

@@ -1,4 +1,5 @@
 """The grading service's pure parts: record comparison and the course volume's safety checks."""
+import csv
 import io
 import json
 import tarfile
@@ -6,7 +7,10 @@ import tarfile
 import pytest
 
 from classroom_grading import RECORD_MIME, records
-from classroom_grading.store import Store, StoreError, parse_deadline, to_nbgrader_timestamp, untar
+from classroom_grading.export import inert_csv
+from classroom_grading.harness import seal, unseal
+from classroom_grading.store import (Store, StoreError, TooLarge, TooMany, UploadLimits, parse_deadline,
+                                     to_nbgrader_timestamp, untar)
 
 
 def rec(name, values, shape=None, dtype="float", tol=1e-6):
@@ -87,8 +91,128 @@ def test_links_in_uploads_are_dropped(tmp_path):
 
 
 def test_oversized_uploads_are_refused(tmp_path):
-    with pytest.raises(StoreError, match="more than"):
-        untar(tar([("a.ipynb", "file"), ("b.ipynb", "file")]), tmp_path, max_files=1)
+    with pytest.raises(TooLarge, match="more than 1 files and folders"):
+        untar(tar([("a.ipynb", "file"), ("b.ipynb", "file")]), tmp_path, UploadLimits(max_entries=1))
+    assert not any(tmp_path.iterdir())
+
+
+def bomb(entries) -> bytes:
+    """A gzipped tar of (name, size) members of zeros (size None: a folder): tiny compressed."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, size in entries:
+            info = tarfile.TarInfo(name)
+            if size is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            else:
+                info.size = size
+                archive.addfile(info, io.BytesIO(bytes(size)))
+    return buffer.getvalue()
+
+
+def test_a_small_upload_that_unpacks_to_a_flood_is_refused_before_anything_is_written(tmp_path):
+    """Does a 50 KB archive of 48 MiB of zeros fail on the unpacked-size limit, writing nothing?"""
+    payload = bomb([("lab.ipynb", 2), ("zeros.bin", 48 * 2**20)])
+    assert len(payload) < 100_000
+    with pytest.raises(TooLarge, match="unpacks to more than"):
+        untar(payload, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_folders_count_against_the_entry_limit(tmp_path):
+    """Does an archive of 50,000 empty folders fail at the entry limit, before creating any?"""
+    payload = bomb([(f"d{i}", None) for i in range(50_000)])
+    with pytest.raises(TooLarge, match="more than 500 files and folders"):
+        untar(payload, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_deep_paths_and_odd_names_are_refused(tmp_path):
+    with pytest.raises(StoreError, match="levels deep"):
+        untar(tar([("/".join("abcdefgh") + "/x.ipynb", "file")]), tmp_path / "a")
+    for name in ['"><img src=x onerror=alert(1)>.ipynb', "-rf.ipynb", ".hidden", "a\nb.ipynb", "<script>"]:
+        with pytest.raises(StoreError, match="rename it"):
+            untar(tar([(name, "file")]), tmp_path / "b")
+    assert untar(tar([("Lab 1 (final).ipynb", "file"), ("data/x_1.csv", "file")]), tmp_path / "c") == [
+        "Lab 1 (final).ipynb", "data/x_1.csv"]
+
+
+def test_a_broken_archive_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="not a readable tar"):
+        untar(b"\x1f\x8b" + b"junk" * 100, tmp_path)
+    with pytest.raises(StoreError, match="not a readable tar"):
+        untar(tar([("lab.ipynb", "file")])[:-40], tmp_path)
+
+
+def released_store(tmp_path) -> Store:
+    store = Store(tmp_path, "course")
+    store.ensure()
+    (store.exchange / "outbound" / "lab").mkdir()
+    return store
+
+
+def test_submissions_are_rate_limited_per_student(tmp_path):
+    store = released_store(tmp_path)
+    limits = UploadLimits(per_minute=2)
+    store.receive("alice", "lab", tar([("lab.ipynb", "file")]), limits)
+    store.receive("alice", "lab", tar([("lab.ipynb", "file")]), limits)
+    with pytest.raises(TooMany, match="wait"):
+        store.receive("alice", "lab", tar([("lab.ipynb", "file")]), limits)
+    store.receive("bob", "lab", tar([("lab.ipynb", "file")]), limits)  # others are not slowed
+
+
+def test_a_student_over_quota_is_refused_and_others_are_not(tmp_path):
+    store = released_store(tmp_path)
+    limits = UploadLimits(quota=3 * 2**20, keep=10)
+    big = bomb([("lab.ipynb", 2), ("data.bin", 2 * 2**20)])
+    store.receive("alice", "lab", big, limits)
+    with pytest.raises(TooLarge, match="quota"):
+        store.receive("alice", "lab", big, limits)
+    assert len(store.submissions("alice", "lab")) == 1
+    store.receive("bob", "lab", big, limits)
+
+
+def test_superseded_submissions_are_pruned_but_their_grading_record_stays(tmp_path):
+    store = released_store(tmp_path)
+    limits = UploadLimits(keep=2)
+    stamps = []
+    for _ in range(4):
+        stamps.append(store.receive("alice", "lab", tar([("lab.ipynb", "file")]), limits))
+        store.set_job("alice", "lab", stamps[-1], status="done", score=1)
+    assert store.submissions("alice", "lab") == stamps[-2:]
+    assert store.job("alice", "lab", stamps[0])["pruned"] is True
+    assert store.job("alice", "lab", stamps[0])["score"] == 1
+
+
+def test_a_submission_being_graded_is_never_pruned(tmp_path):
+    store = released_store(tmp_path)
+    limits = UploadLimits(keep=1)
+    first = store.receive("alice", "lab", tar([("lab.ipynb", "file")]), limits)
+    store.set_job("alice", "lab", first, status="running")
+    second = store.receive("alice", "lab", tar([("lab.ipynb", "file")]), limits)
+    assert store.submissions("alice", "lab") == [first, second]
+
+
+def test_only_the_harness_sealed_result_is_accepted():
+    """Does a result forged by another process (no key), or tampered with, fail to unseal?"""
+    key, other = "ab" * 32, "cd" * 32
+    body = json.dumps({"cells": []}).encode()
+    assert unseal(seal(body, key), key) == body
+    assert unseal(seal(body, key) + b"trailing junk from the kernel", key) == body
+    assert unseal(seal(body, other), key) is None
+    assert unseal(b'{"cells": []}', key) is None
+    assert unseal(b"forged\n" + seal(body, key), key) is None
+    sealed = bytearray(seal(body, key))
+    sealed[-3] ^= 1
+    assert unseal(bytes(sealed), key) is None
+
+
+def test_the_grade_export_quotes_formulas_and_keeps_numbers():
+    text = 'student_id,first_name,score\nalice,=HYPERLINK("http://x";"y"),-1.5\nbob,@SUM(A1),3\n'
+    rows = list(csv.reader(io.StringIO(inert_csv(text))))
+    assert rows[1] == ["alice", "'=HYPERLINK(\"http://x\";\"y\")", "-1.5"]
+    assert rows[2] == ["bob", "'@SUM(A1)", "3"]
 
 
 def test_a_submission_is_stamped_with_server_time_and_kept(tmp_path):

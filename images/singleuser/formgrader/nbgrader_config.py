@@ -3,6 +3,8 @@
 # student code never runs here, next to the gradebook.
 import os
 
+from classroom_grading.autograde import FEEDBACK_PREPROCESSORS
+
 c = get_config()  # noqa: F821
 course_id = os.environ["CLASSROOM_COURSE_ID"]
 c.CourseDirectory.course_id = course_id
@@ -13,8 +15,10 @@ c.ExchangeFactory.release_assignment = "classroom_grading.exchange.CourseRelease
 c.ExchangeFactory.collect = "classroom_grading.exchange.CourseCollect"
 c.ExchangeFactory.release_feedback = "classroom_grading.exchange.CourseReleaseFeedback"
 c.Autograde.autograde_preprocessors = ["classroom_grading.autograde.RefuseLocalExecution"]
-c.GenerateFeedback.preprocessors = [
-    "classroom_grading.autograde.HideHiddenTests",
-    "nbgrader.preprocessors.GetGrades",
-    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-]
+# Feedback generated here is the same as the grading service's: no hidden tests, and
+# no output of the grading run where hidden tests were in the notebook.
+c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
+# Every page rendered from a student's notebook (the grading view, feedback) goes
+# through nbconvert's allow-list sanitizer, on top of the grading service's own
+# cleaning of the graded notebook: student markup never runs script here.
+c.HTMLExporter.sanitize_html = True
