@@ -92,6 +92,46 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{path}: got {json.dumps(error.instance)}, expected {expected}"
 
 
+def check_origins(config: dict[str, Any]) -> list[str]:
+    """Problems with where people reach the classroom that a schema cannot express."""
+    import ipaddress
+    from urllib.parse import urlparse
+
+    hub, tls, problems = config["hub"], config["tls"], []
+    domain = hub["domain"]
+    try:
+        ipaddress.ip_address(domain)
+        is_ip = True
+    except ValueError:
+        is_ip = False
+    if is_ip and hub["user_subdomains"]:
+        problems.append(f"hub.domain: {domain!r} is an IP address, and per-user subdomains need a host name "
+                        "with a wildcard DNS record (*.<domain>); give one, or use localhost on this machine")
+    if hub["public_url"] and urlparse(hub["public_url"]).hostname != domain:
+        problems.append(f"hub.public_url: its host {urlparse(hub['public_url']).hostname!r} is not hub.domain "
+                        f"{domain!r}; browsers must reach the hub by the name its cookies and subdomains use")
+    cert = Path(tls["cert_file"]) if tls["enabled"] and tls["cert_file"] else None
+    if cert is not None and cert.is_file() and hub["user_subdomains"]:
+        missing = certificate_misses(cert, [domain, f"*.{domain}"])
+        if missing:
+            problems.append(f"tls.cert_file: {cert} does not cover {', '.join(missing)}; per-user subdomains need "
+                            f"a certificate for both {domain} and *.{domain}")
+    return problems
+
+
+def certificate_misses(cert_file: Path, names: list[str]) -> list[str]:
+    """The names that the PEM certificate's subject alternative names do not cover."""
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        covered = set(certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    except (ValueError, x509.ExtensionNotFound) as error:
+        return [f"anything ({error})"]
+    return [name for name in names if name not in covered]
+
+
 def check_roster(config: dict[str, Any]) -> list[str]:
     """Return problems with the roster that a schema cannot express."""
     seen: dict[str, int] = {}
@@ -131,7 +171,7 @@ def load_config(path: Path | None) -> dict[str, Any]:
     validator = jsonschema.Draft202012Validator(schema)
     problems = [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
     if not problems:
-        problems = check_roster(config)
+        problems = check_roster(config) + check_origins(config)
     if problems:
         source = path or DEFAULTS_FILE
         raise ConfigError(f"{source}: {len(problems)} problem(s) in the operator file, nothing was changed:\n  - "

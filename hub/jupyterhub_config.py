@@ -38,6 +38,19 @@ c.JupyterHub.cookie_secret = bytes.fromhex(secret("cookie_secret"))
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.template_vars = {"announcement_login": f"Course {settings['course_id']}"}
 
+# --- Origins ------------------------------------------------------------------
+# Students are untrusted, and a page served from a student's server runs with the
+# rights of whoever opens it on that origin. So every server gets an origin of its
+# own (<user>.<domain>) and so does every service (<service>--service.<domain>): a
+# student's page can then neither read hub pages, nor mint tokens, nor reach a
+# service as its visitor. The proxy routes by host name (--host-routing).
+origins = settings["origins"]
+if origins["user_subdomains"]:
+    c.JupyterHub.subdomain_host = origins["public_url"]
+    # `__Host-` cookies cannot be set by a subdomain (no cookie tossing); browsers
+    # accept them over HTTPS only.
+    c.JupyterHub.cookie_host_prefix_enabled = origins["https"]
+
 # --- Who logs in --------------------------------------------------------------
 # Only the roster, against bcrypt hashes.
 c.JupyterHub.authenticator_class = "classroom_hub.authenticator.RosterAuthenticator"
@@ -158,6 +171,15 @@ c.DockerSpawner.environment = {
     "CLASSROOM_COURSE_ID": settings["course_id"],
     "CLASSROOM_GRADING_URL": f"http://{name}-grading:8000/services/grading/",
 }
+if not origins["user_subdomains"]:
+    # The single-origin fallback: a server serves JupyterLab extensions' files
+    # without login, so none may come from a folder the student writes (their
+    # Jupyter data folder moves to the image's read-only one; runtime files stay
+    # in home). It closes that hole only: see `hub.user_subdomains`.
+    c.DockerSpawner.environment.update({
+        "JUPYTER_DATA_DIR": "/opt/venv/share/jupyter",
+        "JUPYTER_RUNTIME_DIR": "/home/jovyan/.local/share/jupyter/runtime",
+    })
 # A server's own token identifies its owner to the grading service, and no more.
 c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
                                  "access:services!service=grading"]

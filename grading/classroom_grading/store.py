@@ -38,6 +38,9 @@ NBGRADER_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f %Z"
 # A file or folder name inside an upload: no markup, no control characters, no
 # leading dash or dot-dot; what nbgrader, a shell and an HTML page all take as is.
 PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+()-]{0,99}$")
+# Files a browser would run as a page if staff opened them from the formgrader
+# (which serves a submission's files on its own origin): never accepted.
+ACTIVE_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml", ".svg", ".svgz", ".xml", ".xsl", ".xslt", ".js", ".mjs")
 DEFAULT_SETTINGS = {"autograde": True, "feedback": "auto", "deadline": None}
 
 
@@ -344,6 +347,9 @@ def safe_member_path(name: str, limits: UploadLimits) -> PurePosixPath:
     if bad is not None:
         raise StoreError(f"the upload holds the name {bad[:100]!r}; rename it with letters, digits, spaces and "
                          "'._+()-' only (not starting with a dot or a dash)")
+    if parts[-1].lower().endswith(ACTIVE_SUFFIXES):
+        raise StoreError(f"the upload holds {name[:200]!r}: web pages, SVG, XML and JavaScript files cannot be "
+                         "submitted (they would run in your instructor's browser); remove it, or zip it")
     if len(parts) > limits.max_depth:
         raise StoreError(f"the upload holds {name[:200]!r}, {len(parts)} levels deep; at most {limits.max_depth} "
                          "are allowed")

@@ -43,7 +43,7 @@ def time_to_lab(person: Person, timeout: float = 300) -> float:
     """Seconds from submitting the login form until the person's JupyterLab page answers."""
     began = time.monotonic()
     person.login()
-    url = f"{person.deployment.url}/user/{person.name}/lab"
+    url = f"{person.deployment.user_url(person.name)}/lab"
     while time.monotonic() - began < timeout:
         response = person.session.get(url, timeout=timeout)
         if response.status_code == 200 and response.url.startswith(url) and "JupyterLab" in response.text:

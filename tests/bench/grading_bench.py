@@ -42,7 +42,7 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 
 def _api(deployment, teacher: Person, method: str, path: str, **kwargs) -> requests.Response:
-    response = requests.request(method, f"{deployment.url}/services/grading/{path}", timeout=300,
+    response = requests.request(method, f"{deployment.service_url('grading')}/{path}", timeout=300,
                                 headers={"Authorization": f"token {teacher.token}"}, **kwargs)
     response.raise_for_status()
     return response
@@ -50,7 +50,7 @@ def _api(deployment, teacher: Person, method: str, path: str, **kwargs) -> reque
 
 def release(deployment, teacher: Person, course: str) -> None:
     def formgrader(method, path, **kwargs):
-        return requests.request(method, f"{deployment.url}/services/formgrader/{path}", timeout=300,
+        return requests.request(method, f"{deployment.service_url('formgrader')}/{path}", timeout=300,
                                 headers={"Authorization": f"token {teacher.token}"}, **kwargs)
     for folder in (course, f"{course}/source", f"{course}/source/{lab.ASSIGNMENT}"):
         formgrader("PUT", f"api/contents/{folder}", json={"type": "directory"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,25 @@ import websocket
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _resolve_localhost_subdomains() -> None:
+    """Resolve every *.localhost name to the loopback in this process, as browsers do
+    (RFC 6761): people reach their own servers at <user>.localhost. glibc resolves
+    only `localhost` itself, so the tests' HTTP clients get this one rule."""
+    resolve = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return resolve(host, *args, **kwargs)
+
+    if not getattr(resolve, "classroom_localhost", False):
+        getaddrinfo.classroom_localhost = True
+        socket.getaddrinfo = getaddrinfo
+
+
+_resolve_localhost_subdomains()
 TEST_CONFIG = REPO / "tests/integration/classroom-test.yml"
 ARTIFACTS = REPO / "build/test-artifacts"
 
@@ -56,7 +76,20 @@ class Deployment:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.config['hub']['port']}"
+        """The hub's origin: the name people type (`hub.domain`), not an address."""
+        return f"http://{self.config['hub'].get('domain', 'localhost')}:{self.config['hub']['port']}"
+
+    def origin(self, label: str) -> str:
+        """The origin of a person's server (label: their name) or a service ("NAME--service")."""
+        return self.url.replace("://", f"://{label}.", 1)
+
+    def user_url(self, user: str) -> str:
+        """Where a person's server is, on their own origin."""
+        return f"{self.origin(user)}/user/{user}"
+
+    def service_url(self, service: str) -> str:
+        """Where a service is, on its own origin."""
+        return f"{self.origin(service + '--service')}/services/{service}"
 
     @property
     def state_dir(self) -> Path:
@@ -255,7 +288,7 @@ class Person:
     def server_api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         """Call the Jupyter Server API of this person's server through the proxy."""
         headers = {"Authorization": f"token {token or self.token}"}
-        return requests.request(method, f"{self.deployment.url}/user/{self.name}/api{path}",
+        return requests.request(method, f"{self.deployment.user_url(self.name)}/api{path}",
                                 headers=headers, timeout=120, **kwargs)
 
     def run(self, code: str, timeout: float = 300) -> str:
@@ -263,7 +296,7 @@ class Person:
         kernel = self.server_api("POST", "/kernels", json={"name": "python3"})
         kernel.raise_for_status()
         kernel_id = kernel.json()["id"]
-        ws_url = self.deployment.url.replace("http", "ws", 1) + f"/user/{self.name}/api/kernels/{kernel_id}/channels"
+        ws_url = self.deployment.user_url(self.name).replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
         try:
             return execute(ws_url, self.token, code, timeout)
         finally:

@@ -25,11 +25,11 @@ A = lab.ASSIGNMENT
 
 
 def grading_url(deployment, path: str) -> str:
-    return f"{deployment.url}/services/grading/{path}"
+    return f"{deployment.service_url('grading')}/{path}"
 
 
 def formgrader(deployment, teacher: Person, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, f"{deployment.url}/services/formgrader/{path}",
+    return requests.request(method, f"{deployment.service_url('formgrader')}/{path}",
                             headers={"Authorization": f"token {teacher.token}"}, timeout=300, **kwargs)
 
 
@@ -101,7 +101,7 @@ def released(deployment, teacher) -> str:
 
 
 def student_action(person: Person, action: str) -> dict:
-    response = requests.post(f"{person.deployment.url}/user/{person.name}/assignments/{action}",
+    response = requests.post(f"{person.deployment.user_url(person.name)}/assignments/{action}",
                              data={"course_id": COURSE, "assignment_id": A},
                              headers={"Authorization": f"token {person.token}"}, timeout=300)
     response.raise_for_status()

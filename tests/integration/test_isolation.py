@@ -30,11 +30,11 @@ def test_an_unrostered_name_or_a_wrong_password_cannot_log_in(deployment, name, 
 
 
 def test_bob_cannot_use_alices_server_through_the_proxy(alice, bob, deployment):
-    with_token = requests.get(f"{deployment.url}/user/alice/api/contents/alice-secret.txt",
+    with_token = requests.get(f"{deployment.user_url('alice')}/api/contents/alice-secret.txt",
                               headers={"Authorization": f"token {bob.token}"}, timeout=60)
     assert with_token.status_code == 403
     assert alice.server_api("GET", "/contents/alice-secret.txt").status_code == 200
-    with_session = bob.session.get(f"{deployment.url}/user/alice/api/contents/alice-secret.txt",
+    with_session = bob.session.get(f"{deployment.user_url('alice')}/api/contents/alice-secret.txt",
                                    allow_redirects=True, timeout=60)
     assert "alice only" not in with_session.text
     assert with_session.status_code in (403, 404) or "/hub/login" in with_session.url

@@ -64,7 +64,7 @@ def test_headless_chromium_logs_in_and_shows_jupyterlab_with_the_course_folder(d
             assert "/lab/tree/course" in page.url
             page.screenshot(path=str(screenshot))
             # the unit 03 lab opens as a notebook a student can work in
-            page.goto(f"{deployment.url}/user/teacher/lab/tree/course/u03-nn-from-scratch/03_lab_mlp_from_scratch.ipynb")
+            page.goto(f"{deployment.user_url('teacher')}/lab/tree/course/u03-nn-from-scratch/03_lab_mlp_from_scratch.ipynb")
             page.locator(".jp-Notebook .jp-MarkdownCell", has_text="MLP from scratch").first.wait_for(timeout=120_000)
             # JupyterLab renders only the cells in view; the status bar counts them all
             cells = page.get_by_text(re.compile(r"Cell 1/\d+")).first

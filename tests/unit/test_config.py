@@ -81,3 +81,53 @@ def test_a_prestart_schedule_entry_must_be_days_and_a_time(tmp_path):
     assert load_config(write(tmp_path, "prestart:\n  schedule: ['mon,wed 09:50', 'daily 13:05']\n"))["prestart"]["schedule"]
     with pytest.raises(ConfigError, match=r"prestart.schedule\[0\]: got \"monday 9am\", expected DAYS HH:MM"):
         load_config(write(tmp_path, "prestart:\n  schedule: ['monday 9am']\n"))
+
+
+def certificate(tmp_path: Path, names: list[str]) -> Path:
+    """A self-signed PEM certificate for `names` (subject alternative names)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .sign(key, hashes.SHA256()))
+    path = tmp_path / f"{len(names)}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_text("unused")
+    return path
+
+
+def test_per_user_subdomains_are_on_by_default_on_localhost():
+    hub = load_config(None)["hub"]
+    assert hub["user_subdomains"] is True and hub["domain"] == "localhost"
+
+
+def test_per_user_subdomains_need_a_host_name_not_an_address(tmp_path):
+    with pytest.raises(ConfigError, match=r"hub.domain: '10.1.2.3' is an IP address.*wildcard DNS"):
+        load_config(write(tmp_path, "hub:\n  domain: 10.1.2.3\n"))
+    assert load_config(write(tmp_path, "hub:\n  domain: 10.1.2.3\n  user_subdomains: false\n"))
+    with pytest.raises(ConfigError, match=r"hub.domain: got \"Class_Room\""):
+        load_config(write(tmp_path, "hub:\n  domain: Class_Room\n"))
+
+
+def test_the_public_url_must_name_the_domain(tmp_path):
+    with pytest.raises(ConfigError, match=r"hub.public_url: its host 'other.example.org' is not hub.domain"):
+        load_config(write(tmp_path, "hub:\n  domain: nn.example.org\n  public_url: https://other.example.org/\n"))
+
+
+def test_a_certificate_must_cover_the_domain_and_its_wildcard(tmp_path):
+    narrow = certificate(tmp_path, ["nn.example.org"])
+    text = f"hub:\n  domain: nn.example.org\ntls:\n  enabled: true\n  cert_file: {narrow}\n  key_file: {tmp_path}/key.pem\n"
+    with pytest.raises(ConfigError, match=r"does not cover \*.nn.example.org; per-user subdomains need"):
+        load_config(write(tmp_path, text))
+    wide = certificate(tmp_path, ["nn.example.org", "*.nn.example.org"])
+    assert load_config(write(tmp_path, text.replace(str(narrow), str(wide))))["tls"]["enabled"]
