@@ -9,6 +9,8 @@ importable from ``nncourse`` directly:
   table, digits, MNIST and CIFAR-10 with offline fallbacks
 - :mod:`nncourse.checks`: gradient checks and PASS/FAIL checks for test cells
 - :mod:`nncourse.recording`: ``record``, the values a test cell shows the grader
+- :mod:`nncourse.guards`: ``forbid``, ``ForbiddenError`` (run a student's function with
+  library shortcuts or autograd forbidden, for "by hand" exercises)
 - :mod:`nncourse.train`: ``fit``, ``evaluate``, ``accuracy``, ``History``
 - :mod:`nncourse.plots`: training curves, decision boundaries, gradient flow,
   filters, latent spaces, attention maps, confusion matrices, ROC/PR curves
@@ -16,11 +18,12 @@ importable from ``nncourse`` directly:
 Nothing in the package touches the network.
 """
 
-from . import checks, data, device, fastmode, plots, recording, train
+from . import checks, data, device, fastmode, guards, plots, recording, train
 from .checks import *  # noqa: F403
 from .data import *  # noqa: F403
 from .device import *  # noqa: F403
 from .fastmode import *  # noqa: F403
+from .guards import *  # noqa: F403
 from .plots import *  # noqa: F403
 from .recording import *  # noqa: F403
 from .train import *  # noqa: F403
@@ -32,6 +35,7 @@ __all__ += checks.__all__
 __all__ += data.__all__
 __all__ += device.__all__
 __all__ += fastmode.__all__
+__all__ += guards.__all__
 __all__ += plots.__all__
 __all__ += recording.__all__
 __all__ += train.__all__
