@@ -176,6 +176,9 @@ def main() -> int:
                  f"speedup {grading['speedup']}x"))
     rows.append(("submit to feedback, empty queue", f"p50 {grading['latency']['p50_s']} s  "
                  f"p95 {grading['latency']['p95_s']} s", ""))
+    flood = grading["submit_under_flood"]
+    rows.append(("submit while another student floods", f"p50 {flood['p50_s']} s  p95 {flood['p95_s']} s "
+                 f"({flood['flood_requests']} flood uploads refused: {flood['flood_statuses']})", ""))
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'result':<60}  target")
     for name, value, target in rows:

@@ -134,6 +134,61 @@ def latency(deployment, teacher: Person, runs: int = 5) -> dict:
             "p95_s": round(percentile(times, 0.95), 2)}
 
 
+def flood_payloads() -> list[bytes]:
+    """What a flooding student sends: a tar of 48 MiB of zeros (50 KB gzipped) and one of
+    50,000 empty folders; both are refused at a limit, after reading their headers."""
+    payloads = []
+    for entries in ([("zeros.bin", 48 * 2**20)], [(f"d{i}", None) for i in range(50_000)]):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, size in entries:
+                info = tarfile.TarInfo(name)
+                if size is None:
+                    info.type = tarfile.DIRTYPE
+                    archive.addfile(info)
+                else:
+                    info.size = size
+                    archive.addfile(info, io.BytesIO(bytes(size)))
+        payloads.append(buffer.getvalue())
+    return payloads
+
+
+def submit_under_flood(deployment, honest: Person, flooder: Person, runs: int = 5, threads: int = 4) -> dict:
+    """An honest student's submit latency (request to 201) while another floods the service
+    with uploads that unpack to far more than the limits, from several threads at once."""
+    import threading
+
+    payload = _tar({f"{lab.NOTEBOOK}.ipynb": nbformat.writes(lab.student_notebook(lab.correct_answers())).encode()})
+    url = f"{deployment.service_url('grading')}/api/assignments/{lab.ASSIGNMENT}/submissions"
+    stop, refused = threading.Event(), []
+
+    def flood(data: bytes) -> None:
+        while not stop.is_set():
+            response = requests.post(url, data=data, headers={"Authorization": f"token {flooder.token}"}, timeout=300)
+            refused.append(response.status_code)
+
+    workers = [threading.Thread(target=flood, args=(data,), daemon=True)
+               for data in flood_payloads() * (threads // 2)]
+    for worker in workers:
+        worker.start()
+    times = []
+    try:
+        time.sleep(2)
+        for _ in range(runs):
+            began = time.monotonic()
+            response = requests.post(url, data=payload, headers={"Authorization": f"token {honest.token}"}, timeout=300)
+            times.append(time.monotonic() - began)
+            assert response.status_code == 201, response.text
+            time.sleep(1)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=300)
+    return {"runs_s": [round(t, 3) for t in times], "p50_s": round(percentile(times, 0.5), 3),
+            "p95_s": round(percentile(times, 0.95), 3), "flood_requests": len(refused),
+            "flood_statuses": sorted(set(refused))}
+
+
 def run(deployment, teacher_name: str = "teacher", count: int = 60) -> dict:
     teacher = Person(deployment, teacher_name)
     teacher.login()
@@ -141,6 +196,11 @@ def run(deployment, teacher_name: str = "teacher", count: int = 60) -> dict:
     course = deployment.config["course_id"]
     release(deployment, teacher, course)
     results = {"latency": latency(deployment, teacher)}
+    honest, flooder = Person(deployment, "s01"), Person(deployment, "s02")
+    for person in (honest, flooder):
+        person.login()
+        person.create_token()
+    results["submit_under_flood"] = submit_under_flood(deployment, honest, flooder)
     results["service"] = throughput(deployment, teacher, count)
     results["nbgrader_serial"] = nbgrader_serial(deployment.settings()["images"]["cpu"], course, count)
     results["speedup"] = round(results["service"]["per_minute"] / results["nbgrader_serial"]["per_minute"], 2)
