@@ -30,9 +30,9 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.ioloop import IOLoop
 
-from . import sandbox, worker
+from . import gradebook, sandbox, worker
 from .export import inert_csv
-from .store import LIMITS, Store, StoreError, check_name
+from .store import LIMITS, TIMESTAMP_DIR, Store, StoreError, check_name
 
 log = logging.getLogger("classroom_grading")
 STATES = ("queued", "running", "done", "failed")
@@ -57,7 +57,8 @@ class Grader:
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker.init_logging)
 
     def enqueue(self, student: str, assignment: str, stamp: str) -> None:
         self.store.set_job(student, assignment, stamp, status="queued", queued_at=time.time())
@@ -164,7 +165,8 @@ class AssignmentsHandler(Base):
             feedback = self.store.feedback(student, assignment)
             result.append({
                 "course_id": self.store.course_id, "assignment_id": assignment,
-                "notebooks": self.store.release_notebooks(assignment), "deadline": settings["deadline"],
+                "notebooks": self.store.release_notebooks(assignment),
+                "deadline": gradebook.deadline(self.store, assignment),
                 "submissions": [{"timestamp": stamp, "feedback": feedback.get(stamp, {}),
                                  "status": (self.store.job(student, assignment, stamp) or {}).get("status")}
                                 for stamp in self.store.submissions(student, assignment)],
@@ -206,17 +208,28 @@ class FeedbackHandler(Base):
 
 
 def progress(store: Store) -> dict[str, Any]:
+    """Each assignment's grading progress, settings, deadline and unprotected test cells; each
+    submission's state, with the score from the gradebook (hand grading included) for the
+    submission it holds, and the score it got when graded for the others."""
+    graded = gradebook.scores(store)
     assignments: dict[str, Any] = {}
     for job in store.jobs():
         entry = assignments.setdefault(job["assignment"], {**{s: 0 for s in STATES}, "submissions": []})
         if job["status"] in STATES:
             entry[job["status"]] += 1
-        entry["submissions"].append({k: job.get(k) for k in (
-            "student", "timestamp", "status", "score", "max_score", "seconds_late", "error", "sandbox")})
+        row = {k: job.get(k) for k in ("student", "timestamp", "status", "score", "max_score", "seconds_late",
+                                       "error", "sandbox", "awaiting_hand_grading")}
+        book = graded.get((job["assignment"], job["student"]))
+        if book and book["timestamp"] and book["timestamp"].strftime(TIMESTAMP_DIR) == job["timestamp"]:
+            row.update({k: book[k] for k in ("score", "max_score", "seconds_late")},
+                       awaiting_hand_grading=book["needs_manual_grade"], in_gradebook=True)
+        entry["submissions"].append(row)
     for assignment in store.released():
         assignments.setdefault(assignment, {**{s: 0 for s in STATES}, "submissions": []})
     for name, entry in assignments.items():
         entry["settings"] = store.assignment_settings(name)
+        entry["deadline"] = gradebook.deadline(store, name)
+        entry["unprotected"] = store.unprotected(name)
     return assignments
 
 
@@ -237,13 +250,15 @@ class SettingsHandler(Base):
             changes = json.loads(self.request.body or b"{}")
             if not isinstance(changes, dict):
                 raise StoreError("the body must be a JSON object of settings")
+            check_name("assignment", assignment)
+            if "deadline" in changes:  # the gradebook's, as the formgrader's due date
+                due = gradebook.set_deadline(self.store, assignment, changes.pop("deadline"))
+            else:
+                due = gradebook.deadline(self.store, assignment)
             settings = self.store.update_settings(assignment, changes)
-            worker.apply_deadline(self.store, assignment)
         except json.JSONDecodeError as error:
             raise web.HTTPError(400, f"the body is not JSON ({error})") from None
-        except StoreError as error:
-            raise web.HTTPError(400, str(error)) from None
-        self.write_json(settings)
+        self.write_json({**settings, "deadline": due})
 
 
 class RegradeHandler(Base):
@@ -289,9 +304,17 @@ class PageHandler(Base):
             rows.append(f"<tr><th>{html.escape(name)}</th><td>{counts}</td>"
                         f"<td>{'on' if settings['autograde'] else 'off'}</td>"
                         f"<td>{html.escape(settings['feedback'])}</td>"
-                        f"<td>{html.escape(settings['deadline'] or '—')}</td></tr>")
+                        f"<td>{html.escape(entry['deadline'] or '—')}</td></tr>")
+            for notebook, cells in entry["unprotected"].items():
+                rows.append(f"<tr class='warn'><td colspan=5>⚠ {html.escape(notebook)}: test cells "
+                            f"{html.escape(', '.join(cells))} record nothing, so they are graded as nbgrader "
+                            "grades them (no error, full marks) and a student can pass them without the work. "
+                            "Make each record the values it checks with nncourse.record (course/AUTHORING.md)."
+                            "</td></tr>")
             for sub in entry["submissions"]:
                 score = "" if sub.get("score") is None else f"{sub['score']:g} / {sub['max_score']:g}"
+                if sub.get("awaiting_hand_grading"):
+                    score += " (awaiting hand grading)"
                 rows.append(f"<tr class='sub'><td>{html.escape(sub['student'])}</td>"
                             f"<td>{html.escape(sub['status'])} {html.escape(sub.get('error') or '')}</td>"
                             f"<td>{score}</td><td colspan=2>{html.escape(sub['timestamp'])}</td></tr>")
@@ -304,7 +327,8 @@ class PageHandler(Base):
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Grading · {course}</title>
 <meta http-equiv="refresh" content="10">
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}tr.sub td{{color:#444;font-size:.9em}}</style>
+td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}tr.sub td{{color:#444;font-size:.9em}}
+tr.warn td{{color:#8a4b00;background:#fff6e0}}</style>
 </head><body><h1>Grading · {course}</h1>
 <p><a href="{csv}">Export grades (CSV)</a> · <a href="{formgrader}" target="_blank">Formgrader</a>
 (create, release, grade by hand, feedback)</p>

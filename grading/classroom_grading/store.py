@@ -41,7 +41,9 @@ PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+()-]{0,99}$")
 # Files a browser would run as a page if staff opened them from the formgrader
 # (which serves a submission's files on its own origin): never accepted.
 ACTIVE_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml", ".svg", ".svgz", ".xml", ".xsl", ".xslt", ".js", ".mjs")
-DEFAULT_SETTINGS = {"autograde": True, "feedback": "auto", "deadline": None}
+# Per-assignment settings the service owns. The deadline is not among them: the
+# gradebook owns it (see `gradebook.set_deadline`), as the formgrader expects.
+DEFAULT_SETTINGS = {"autograde": True, "feedback": "auto"}
 
 
 class StoreError(ValueError):
@@ -139,7 +141,8 @@ class Store:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def assignment_settings(self, assignment: str) -> dict[str, Any]:
-        return {**DEFAULT_SETTINGS, **self.settings().get(assignment, {})}
+        stored = self.settings().get(assignment, {})
+        return {key: stored.get(key, default) for key, default in DEFAULT_SETTINGS.items()}
 
     def update_settings(self, assignment: str, changes: dict[str, Any]) -> dict[str, Any]:
         check_name("assignment", assignment)
@@ -150,8 +153,6 @@ class Store:
             raise StoreError("autograde must be true or false")
         if "feedback" in changes and changes["feedback"] not in ("auto", "manual"):
             raise StoreError("feedback must be 'auto' (released after grading) or 'manual' (from the formgrader)")
-        if "deadline" in changes:
-            changes = {**changes, "deadline": parse_deadline(changes["deadline"])}
         everything = self.settings()
         everything[assignment] = {**self.assignment_settings(assignment), **changes}
         write_json(self.state / "settings.json", everything)
@@ -278,6 +279,17 @@ class Store:
         return tar_folder(folder)
 
     # --- jobs -------------------------------------------------------------------------
+    def unprotected(self, assignment: str) -> dict[str, list[str]]:
+        """{notebook: [grade ids]} of the test cells whose solution recorded nothing: they are
+        graded as nbgrader grades them (no error, full marks), which a student can fake."""
+        found = {}
+        for path in sorted((self.state / "reference" / assignment).glob("*.json")):
+            cells = [cell for cell, recs in json.loads(path.read_text()).items()
+                     if not cell.startswith("_") and not recs]
+            if cells:
+                found[path.stem] = cells
+        return found
+
     def job_path(self, student: str, assignment: str, stamp: str) -> Path:
         return self.state / "jobs" / student / assignment / f"{stamp}.json"
 

@@ -74,8 +74,23 @@ def reference_records(store: Store, assignment: str, options: dict[str, Any]) ->
             write_json(out, found)
 
 
+def init_logging() -> None:
+    """Worker processes log to the service's standard error, in its format."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+
+
 def nbgrader_config(store: Store, options: dict[str, Any]) -> Config:
+    """The course's own nbgrader_config.py (a header for generated assignments, say), with the
+    grading service's pipeline, limits and paths on top: those are the service's to decide."""
     config = Config()
+    course_file = store.course / "nbgrader_config.py"
+    if course_file.is_file():
+        from traitlets.config.loader import PyFileConfigLoader
+
+        try:
+            config.merge(PyFileConfigLoader(course_file.name, path=str(store.course)).load_config())
+        except Exception as error:  # noqa: BLE001 - a broken course file must not stop grading
+            log.warning("ignoring %s (fix it in the formgrader's file browser): %s", course_file, error)
     config.CourseDirectory.root = str(store.course)
     config.CourseDirectory.course_id = store.course_id
     config.Autograde.autograde_preprocessors = autograde.AUTOGRADE_PREPROCESSORS
@@ -91,23 +106,6 @@ def nbgrader_config(store: Store, options: dict[str, Any]) -> Config:
     config.SandboxExecute.deployment = options["deployment"]
     config.VerifyRecords.reference_dir = str(store.state / "reference")
     return config
-
-
-def apply_deadline(store: Store, assignment: str) -> None:
-    """Put the assignment's deadline (kept with its time zone) into the gradebook, in UTC as nbgrader wants."""
-    import datetime as dt
-
-    from nbgrader.api import Gradebook, MissingEntry
-
-    deadline = store.assignment_settings(assignment)["deadline"]
-    with Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", store.course_id) as gb:
-        try:
-            gb.find_assignment(assignment)
-        except MissingEntry:
-            return
-        duedate = (dt.datetime.fromisoformat(deadline).astimezone(dt.timezone.utc).replace(tzinfo=None)
-                   if deadline else None)
-        gb.update_or_create_assignment(assignment, duedate=duedate)
 
 
 def forget_other_submission(store: Store, student: str, assignment: str, stamp: str) -> None:
@@ -141,7 +139,6 @@ def grade(root: str, course_id: str, student: str, assignment: str, stamp: str,
     with locked(store.state / "jobs" / f".{student}.lock"):
         store.collect(student, assignment, stamp)
         config = nbgrader_config(store, options)
-        apply_deadline(store, assignment)
         forget_other_submission(store, student, assignment, stamp)
         autograde.RUNS.clear()
         for converter_class in (Autograde, GenerateFeedback):
@@ -157,8 +154,15 @@ def grade(root: str, course_id: str, student: str, assignment: str, stamp: str,
                 raise GradingError(f"nbgrader recorded no submission of {assignment} by {student}") from None
             score, max_score = submission.score, submission.max_score
             late = submission.total_seconds_late
+            pending = bool(submission.needs_manual_grade)
         released = 0
-        if store.assignment_settings(assignment)["feedback"] == "auto":
+        # Feedback goes out by itself only when nothing awaits hand grading: a student
+        # would otherwise see provisional zeros for their written answers.
+        if store.assignment_settings(assignment)["feedback"] == "auto" and not pending:
             released = store.release_feedback(student, assignment, stamp)
-    return {"score": score, "max_score": max_score, "seconds_late": late,
-            "sandbox": list(autograde.RUNS), "feedback_released": bool(released)}
+    for run in autograde.RUNS:
+        if run.get("unprotected"):
+            log.warning("%s/%s: test cells %s record nothing and are graded nbgrader-style (unprotected)",
+                        assignment, run["notebook"], ", ".join(run["unprotected"]))
+    return {"score": score, "max_score": max_score, "seconds_late": late, "sandbox": list(autograde.RUNS),
+            "feedback_released": bool(released), "awaiting_hand_grading": pending}

@@ -246,3 +246,23 @@ def test_settings_are_validated(tmp_path):
         with pytest.raises(StoreError):
             store.update_settings("lab", bad)
     assert json.loads((store.state / "settings.json").read_text())["lab"]["autograde"] is False
+
+
+def test_test_cells_whose_solution_records_nothing_are_reported_unprotected(tmp_path):
+    store = released_store(tmp_path)
+    reference = store.state / "reference" / "lab"
+    reference.mkdir(parents=True)
+    (reference / "lab.json").write_text(json.dumps({
+        "_source_sha256": "x", "test-a": {"a": [rec("a", [1.0])]}, "test-b": {}, "test-c": {}}))
+    (reference / "other.json").write_text(json.dumps({"_source_sha256": "y", "test-d": {"d": [rec("d", [1.0])]}}))
+    assert store.unprotected("lab") == {"lab": ["test-b", "test-c"]}
+    assert store.unprotected("nothing-graded-yet") == {}
+
+
+def test_the_deadline_is_not_a_setting_of_the_service(tmp_path):
+    """The gradebook owns due dates (the formgrader edits them): the service keeps no copy."""
+    store = released_store(tmp_path)
+    with pytest.raises(StoreError, match="unknown setting"):
+        store.update_settings("lab", {"deadline": "2026-12-01T17:00:00+01:00"})
+    (store.state / "settings.json").write_text(json.dumps({"lab": {"deadline": "2020-01-01T00:00:00+00:00"}}))
+    assert store.assignment_settings("lab") == {"autograde": True, "feedback": "auto"}

@@ -1,0 +1,60 @@
+"""What the grading service reads from and writes to the course's nbgrader gradebook.
+
+The gradebook owns scores and due dates (the formgrader writes both too): the
+service keeps no copy of either. Runs in the grading service (nbgrader installed).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .store import Store, StoreError, parse_deadline
+
+
+def open_gradebook(store: Store):
+    from nbgrader.api import Gradebook
+
+    return Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", store.course_id)
+
+
+def deadline(store: Store, assignment: str) -> str | None:
+    """The assignment's due date, as ISO 8601 in UTC (None when it has none or is not created yet)."""
+    from nbgrader.api import MissingEntry
+
+    with open_gradebook(store) as gb:
+        try:
+            due = gb.find_assignment(assignment).duedate
+        except MissingEntry:
+            return None
+    return due.replace(tzinfo=dt.timezone.utc).isoformat() if due else None
+
+
+def set_deadline(store: Store, assignment: str, value: Any) -> str | None:
+    """Set the due date (a date-time with its time zone, or None); returns it as given, normalised."""
+    from nbgrader.api import MissingEntry
+
+    parsed = parse_deadline(value)
+    with open_gradebook(store) as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            raise StoreError(f"assignment {assignment!r} is not in the gradebook yet; create it in the "
+                             "formgrader (Generate) before giving it a deadline") from None
+        due = dt.datetime.fromisoformat(parsed).astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed else None
+        gb.update_or_create_assignment(assignment, duedate=due)
+    return parsed
+
+
+def scores(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(assignment, student): score, max_score, seconds_late, needs_manual_grade, timestamp} of
+    each graded submission, hand grading included."""
+    found = {}
+    with open_gradebook(store) as gb:
+        for assignment in gb.assignments:
+            for submission in assignment.submissions:
+                found[(assignment.name, submission.student.id)] = {
+                    "score": submission.score, "max_score": submission.max_score,
+                    "seconds_late": submission.total_seconds_late,
+                    "needs_manual_grade": bool(submission.needs_manual_grade),
+                    "timestamp": submission.timestamp}
+    return found
