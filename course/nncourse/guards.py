@@ -21,13 +21,16 @@ A name is the dotted path of a function, a class or a whole module (``"torch.cdi
 ``"numpy.linalg.lstsq"``), or ``"autograd"``: no autograd graph may be recorded and no
 gradient computed (``backward``, ``torch.autograd.grad``, ``torch.func.grad``/``vjp``/``jvp``,
 forward-mode AD). Outside the block everything works as before; the guard restores all it
-changed on exit, also when the student's code raises, and guards nest.
+changed on exit, also when the student's code raises, and guards nest (also a guard in
+itself). Build a guard once per cell if you like: names are resolved once per process, and
+entering costs about 0.1 ms, each torch op inside some 20-40 µs.
 
 Name what the exercise forbids, and its siblings: a class forbids its own methods (building an
 instance, calling one made earlier, a subclass that inherits them), not the function its
 ``forward`` calls, so "without ``nn.Linear``" names ``"torch.nn.Linear"`` and
 ``"torch.nn.functional.linear"``; ``"torch.nn.functional.binary_cross_entropy"`` also stops
-``nn.BCELoss`` (which calls it) but not ``binary_cross_entropy_with_logits``.
+``nn.BCELoss`` (which calls it) but not ``binary_cross_entropy_with_logits``, nor
+``sklearn.metrics.log_loss``.
 
 How each kind of name is enforced (layers, so that one escape does not open the others):
 
@@ -35,57 +38,81 @@ How each kind of name is enforced (layers, so that one escape does not open the 
   by its op name, wherever it is reached from. A ``TorchFunctionMode`` refuses every torch
   call whose name matches, so ``F.x``, ``torch.x``, ``torch._C._nn.x``, ``torch.ops.aten.x``
   and the ``Tensor.x``/``x_`` methods are all refused, also through references saved before
-  the block or a fresh import of the module; a ``TorchDispatchMode`` refuses the matching aten
-  kernels (``aten::x``, ``aten::_x``, ``aten::_x_forward``), which catches the C++ paths that
-  bypass Python. Python functions are also refused by swapping their ``__code__`` for a
-  raising one (see below), which covers torch functions that never reach the dispatcher
-  under their own name, such as ``clip_grad_norm_``.
+  the block, copies of the function, or a fresh import of its module; a ``TorchDispatchMode``
+  refuses the matching aten kernels (``aten::x``, ``aten::_x``, ``aten::_x_forward``), which
+  catches the C++ paths below Python. Where a name is shared by another op
+  (``F.unfold`` is im2col, ``Tensor.unfold`` a sliding window), a table in this module keeps
+  the other one allowed. Python functions are also refused by swapping their ``__code__``
+  for a raising one (see below), which covers torch functions that never reach the dispatcher
+  under their own name, such as ``clip_grad_norm_``, and functions compiled with
+  ``torch.compile`` before the block (they fall back to the refused Python code).
 - A class (``nn.Linear``, ``sklearn.linear_model.LogisticRegression``): every method defined
   in its body has its ``__code__`` swapped, so constructing one, calling an instance made
   before the block, a subclass that inherits or ``super()``-calls them, and saved bound
-  methods all raise.
+  methods all raise; re-importing the module that defines it is refused.
 - A Python function outside torch (``sklearn.metrics.accuracy_score``, ``numpy.corrcoef``):
   its ``__code__`` is swapped for the block (the same function object wherever it was
-  imported or saved, and every function its ``__wrapped__`` chain leads to).
+  imported or saved, and every function its ``__wrapped__`` chain leads to); re-importing its
+  module is refused.
 - A module (``"sklearn.metrics"``): every function and class method defined in it and its
-  submodules (all imported when the guard is built), and a re-import of any of them
-  (``importlib.reload``, deleting it from ``sys.modules``) is refused.
+  submodules (all imported when the guard is built; for a torch module, those already
+  imported, its functions being refused by name), and an import of any of them during the
+  block (``importlib.reload``, deleting it from ``sys.modules``) is refused.
+- A library that is not imported yet when the guard is built (``"sklearn.metrics"`` in a
+  notebook that never imported scikit-learn) is not imported by the guard (that can take
+  seconds): no function of it exists yet, so importing it inside the block is refused, and
+  once it is imported outside, the next entry guards its functions.
 - ``"autograd"``: grad mode and forward-mode AD are switched off for the block and
   switching either back on is refused; ``Tensor.backward``, ``torch.autograd.grad``/
   ``backward``, ``torch.autograd.functional``, ``torch.func``'s transforms and
   ``forward_ad.make_dual`` raise; the dispatch mode refuses any op run while grad mode is on
   or while the autograd engine runs a backward pass (a graph built before the block), and a
-  saved-tensors hook refuses any graph that saves a tensor.
+  saved-tensors hook refuses any graph that saves a tensor (this one still holds when both
+  modes have been popped). Creating an ``nn.Parameter`` and calling ``requires_grad_()``
+  work; no graph is recorded.
 
 The guards watch one another: the dispatch mode refuses ops run with torch functions
 disabled (``torch._C.DisableTorchFunction``) or with the guard's function mode popped from
 torch's mode stack, the function mode refuses calls made with the dispatch mode popped, and
 both refuse tensor subclasses from outside torch (a student's ``__torch_function__`` would
-run unguarded). Starting a thread or a process is refused during the block (torch's modes
-and grad mode are per thread; a new process imports fresh modules).
+run unguarded). A mode the student leaves pushed, or the guard's own removed, is undone and
+reported as a ForbiddenError at exit. Starting a thread or a process is refused during the
+block (torch's modes and grad mode are per thread; a new process imports fresh modules).
 
 Escapes this guard does NOT close (record intermediate values, such as caches and
 per-layer gradients, where they matter):
 
-- Code that takes the guard apart: ``ctypes``, reading the original code objects out of this
-  module's state, popping both of the guard's modes from torch's private mode stacks at once,
-  or calling references to ``_thread.start_new_thread``/``os.fork`` saved before the block.
+- Replacing the guard itself: an answer cell runs before the test cell, in the same kernel,
+  and can rebind ``nncourse.forbid`` (or ``torch``'s mode machinery, or ``builtins``) to
+  something that does nothing. Nothing inside one Python process prevents that; only the
+  records (and hidden inputs) do.
+- Code that takes the guard apart from inside: ``ctypes``, reading the original code objects
+  out of this module's state, popping both of the guard's modes from torch's private mode
+  stacks in one window with grad mode left off (torch calls then go unguarded), or calling
+  references to ``_thread.start_new_thread``/``os.fork``/``_posixsubprocess.fork_exec``
+  saved before the block.
 - Code objects saved before the block: ``types.FunctionType(saved_code, globals)`` rebuilds
-  a forbidden Python function (torch functions are still refused by name).
+  a forbidden non-torch Python function or class method (torch functions are still refused
+  by name).
 - A library's source copied into the answer, or loaded under another module name
   (``importlib.util.spec_from_file_location``); for a class or a non-torch function this
   gives an unguarded copy.
 - Compiled functions outside torch (NumPy ufuncs such as ``numpy.exp``, SciPy's
   ``special.expit``): the guard cannot see them, and refuses to be built with them.
-- Compiled code that does not go through torch's dispatcher: ``torch.compile`` with the
-  inductor backend, C++ extensions.
-- A composite torch function reached with the function mode bypassed only below Python
-  (TorchScript): its parts run as other ops (``F.linear`` as ``mm``), which the guard allows.
+- TorchScript (``torch.jit.script`` made before the block) and C++ extensions bypass the
+  function mode: a composite torch function then runs as its parts (``F.linear`` as ``mm``),
+  which the guard allows; forbidden ops with their own kernel (``binary_cross_entropy``,
+  ``sigmoid``, ``_cdist_forward``) are still refused by the dispatch mode.
+- Other libraries' versions of a forbidden thing are not implied (``scipy.spatial.distance.cdist``
+  for ``torch.cdist``): name them too.
+- ``torch.func`` transforms reached through their private implementations fail with torch's
+  own RuntimeError (they refuse the guard's saved-tensors hook), not a ForbiddenError.
 """
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import pkgutil
 import sys
 import threading
@@ -151,6 +178,31 @@ def _resolve(name: str) -> Any:
     return target
 
 
+def _unloaded_module(name: str) -> str | None:
+    """The first module on ``name``'s path not imported yet (outside torch), or ``None``.
+
+    No function of a module that is not imported exists yet, so the guard need not import it
+    (importing scikit-learn takes seconds): it refuses to import it during the block instead.
+    """
+    parts = name.split(".")
+    if parts[0] == "torch" or name == AUTOGRAD:
+        return None
+    if parts[0] not in sys.modules:
+        if importlib.util.find_spec(parts[0]) is None:
+            raise ValueError(f"forbid({name!r}): no module {parts[0]!r} is installed")
+        return parts[0]
+    current: Any = sys.modules[parts[0]]
+    for index in range(1, len(parts)):
+        path = ".".join(parts[: index + 1])
+        if path in sys.modules:
+            current = sys.modules[path]
+        elif isinstance(current, types.ModuleType) and parts[index] not in vars(current):
+            return path
+        else:
+            return None
+    return None
+
+
 _NAME_SUFFIXES = ("_forward", "_nd", "_loss", "_legit", "_no_training", "_")
 _NAME_PREFIXES = ("_", "native_")
 
@@ -184,13 +236,16 @@ def _callable_name(func: Any) -> str:
 
 
 def _describe(func: Any) -> str:
-    """A readable dotted name for a callable, for error messages."""
-    module = getattr(func, "__module__", None) or ""
-    qualname = getattr(func, "__qualname__", None) or _callable_name(func) or repr(func)
+    """A readable dotted name for a callable, for error messages (``torch.relu``, ``Tensor.sigmoid``)."""
+    name = _callable_name(func) or repr(func)
     if isinstance(func, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
-        return f"torch.ops.aten.{_callable_name(func)}"
-    if module.startswith("torch._C") and qualname.startswith("TensorBase."):
+        return f"torch.ops.aten.{name}"
+    qualname = getattr(func, "__qualname__", None) or name
+    if qualname.startswith("_VariableFunctionsClass."):
+        return f"torch.{name}"
+    if qualname.startswith("TensorBase."):
         return "Tensor." + qualname.removeprefix("TensorBase.")
+    module = getattr(func, "__module__", None)
     return f"{module}.{qualname}" if module else qualname
 
 
@@ -227,8 +282,12 @@ def _methods_of(cls: type) -> list[types.FunctionType]:
 
 
 def _submodules(module: types.ModuleType) -> list[types.ModuleType]:
-    """``module`` and all its submodules, imported now (test packages left out)."""
-    if hasattr(module, "__path__"):
+    """``module`` and all its submodules, imported now (test packages left out).
+
+    torch's are not imported (``torch.nn`` alone has hundreds): its functions are refused by
+    name anyway, and a submodule not imported yet may not be imported during the block.
+    """
+    if hasattr(module, "__path__") and module.__name__.split(".")[0] != "torch":
         for info in pkgutil.walk_packages(module.__path__, module.__name__ + ".", onerror=lambda _: None):
             if "tests" in info.name.split(".") or info.name.rsplit(".", 1)[-1] == "conftest":
                 continue
@@ -263,23 +322,62 @@ _AUTOGRAD_FUNCTIONS = (
 )
 
 
+# Torch functions that share a name with a different op. The function mode matches calls by
+# name, so these list the op the function really runs (for the dispatch mode) and the
+# same-named callables that stay allowed: forbidding F.unfold (im2col) must leave
+# Tensor.unfold (sliding windows, the by-hand tool for a convolution) usable, and back.
+_SAME_NAME_OTHER_OP: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "torch.nn.functional.unfold": (("im2col",), ("torch.Tensor.unfold", "torch.ops.aten.unfold")),
+    "torch.nn.functional.fold": (("col2im",), ()),
+    "torch.Tensor.unfold": (("unfold",), ("torch.nn.functional.unfold",)),
+}
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """What one set of names forbids, worked out once per set (see :func:`_plan_for`)."""
+    """What one set of names forbids, worked out once per set (see :func:`_plan_for`).
+
+    ``call_names`` are matched against torch calls (function mode), ``op_names`` against aten
+    ops (dispatch mode), both as :func:`_op_name` gives them; ``exempt`` holds the ids of
+    same-named callables that are a different op. ``modules`` may not be imported during the
+    block; ``pending`` are those of them not imported when the plan was made.
+    """
 
     forbidden: tuple[str, ...]
     autograd: bool = False
+    call_names: frozenset[str] = frozenset()
     op_names: frozenset[str] = frozenset()
+    exempt: frozenset[int] = frozenset()
     functions: tuple[types.FunctionType, ...] = ()
     labels: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    keep_alive: tuple[Any, ...] = ()
+
+
+def _current_plan(names: tuple[str, ...]) -> _Plan:
+    """The plan for ``names`` given which of their libraries are imported now."""
+    unloaded = tuple((name, module) for name in names if (module := _unloaded_module(name)))
+    return _plan_for(names, unloaded)
+
+
+def _call_identity(func: Any) -> Any:
+    """What the function mode compares with ``exempt``: an aten overload's packet, else ``func``."""
+    return func.overloadpacket if isinstance(func, torch._ops.OpOverload) else func
 
 
 @functools.lru_cache(maxsize=128)
-def _plan_for(names: tuple[str, ...]) -> _Plan:
-    """Resolve each name into op names, Python functions and modules to guard."""
+def _plan_for(names: tuple[str, ...], unloaded: tuple[tuple[str, str], ...] = ()) -> _Plan:
+    """Resolve each name into torch op names, Python functions and modules to guard.
+
+    ``unloaded`` pairs names with the module on their path that is not imported yet: such a
+    name is not resolved, its module's import is refused during the block.
+    """
+    not_imported = dict(unloaded)
     autograd = False
+    call_names: set[str] = set()
     op_names: set[str] = set()
+    exempt: list[Any] = []
     functions: dict[int, tuple[types.FunctionType, str]] = {}
     modules: set[str] = set()
 
@@ -291,38 +389,57 @@ def _plan_for(names: tuple[str, ...]) -> _Plan:
         add_functions(_methods_of(cls), label)
         modules.add(cls.__module__)
 
+    def add_torch_callable(path: str, target: Any) -> None:
+        if path in _SAME_NAME_OTHER_OP:
+            ops, allowed = _SAME_NAME_OTHER_OP[path]
+            call_names.update({_op_name(path.rsplit(".", 1)[-1]), *ops})
+            op_names.update(ops)
+            exempt.extend(_resolve(other) for other in allowed)
+            return
+        found = {_op_name(path.rsplit(".", 1)[-1]), _op_name(_callable_name(target))} - {""}
+        call_names.update(found)
+        op_names.update(found)
+
     for name in names:
         if name == AUTOGRAD:
             autograd = True
             for path in _AUTOGRAD_FUNCTIONS:
                 add_functions(_functions_behind(_resolve(path)), path)
             continue
+        if name in not_imported:
+            modules.add(not_imported[name])
+            continue
         target = _resolve(name)
         in_torch = name.split(".")[0] == "torch"
         if isinstance(target, types.ModuleType):
             for module in _submodules(target):
                 for attribute, value in vars(module).items():
-                    defined_here = (getattr(value, "__module__", None) or "").startswith(target.__name__)
+                    origin = getattr(value, "__module__", None)
+                    origin = origin if isinstance(origin, str) else ""
+                    if attribute.startswith("_") or isinstance(value, types.ModuleType) or not callable(value):
+                        continue
                     if isinstance(value, type):
-                        if defined_here:
-                            add_class(value, f"{name} ({value.__qualname__})")
-                    elif callable(value) and not attribute.startswith("__"):
-                        if in_torch:
-                            op_names.add(_op_name(attribute))
-                        if defined_here or in_torch:
-                            add_functions(_functions_behind(value), f"{module.__name__}.{attribute}")
+                        if origin.startswith(target.__name__):
+                            add_class(value, f"{origin}.{value.__qualname__}")
+                        continue
+                    if in_torch and origin.split(".")[0] == "torch":
+                        add_torch_callable(f"{module.__name__}.{attribute}", value)
+                    if origin.startswith(target.__name__):
+                        add_functions(_functions_behind(value), f"{module.__name__}.{attribute}")
             modules.add(target.__name__)
         elif isinstance(target, type):
             add_class(target, name)
         elif callable(target):
             behind = _functions_behind(target)
             if in_torch:
-                op_names.update({_op_name(name.rsplit(".", 1)[-1]), _op_name(_callable_name(target))} - {""})
+                add_torch_callable(name, target)
             elif not behind:
                 raise ValueError(
                     f"forbid({name!r}): {name} is compiled code ({type(target).__name__}) that the "
                     "guard cannot watch outside torch; record intermediate values instead"
                 )
+            else:
+                modules.update(function.__module__ for function in behind if function.__module__)
             add_functions(behind, name)
         else:
             raise ValueError(f"forbid({name!r}): {name} is a {type(target).__name__}, not a function, class or module")
@@ -330,10 +447,14 @@ def _plan_for(names: tuple[str, ...]) -> _Plan:
     return _Plan(
         forbidden=names,
         autograd=autograd,
+        call_names=frozenset(call_names),
         op_names=frozenset(op_names),
+        exempt=frozenset(id(callable_) for callable_ in exempt),
         functions=tuple(function for function, _ in ordered),
         labels=tuple(label for _, label in ordered),
         modules=tuple(sorted(modules)),
+        pending=tuple(sorted(set(not_imported.values()))),
+        keep_alive=tuple(exempt),
     )
 
 
@@ -478,6 +599,9 @@ class _ReimportBlocker:
         for entry in reversed(_ACTIVE):
             for module in entry.plan.modules:
                 if fullname == module or fullname.startswith(module + "."):
+                    if module in entry.plan.pending:
+                        raise entry.refusal(f"an import of {fullname} (a library first imported inside "
+                                            "the test, where the guard cannot watch it)")
                     raise entry.refusal(f"a fresh import of {fullname}")
         return None
 
@@ -515,6 +639,12 @@ class _FunctionGuard(TorchFunctionMode):
 
 class _DispatchGuard(TorchDispatchMode):
     """Refuses forbidden aten ops and autograd at the dispatcher (C++ paths included)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Else torch wraps __torch_dispatch__ in torch._dynamo.disable, and the first op
+        # imports torch._dynamo (800 modules, about 2 s): the guard never runs under dynamo.
+        return False
 
     def __init__(self, entry: _Entry) -> None:
         super().__init__()
@@ -561,7 +691,7 @@ class _Entry:
     def __init__(self, plan: _Plan, rule: str) -> None:
         self.plan = plan
         self.rule = rule
-        self.uses_torch = bool(plan.op_names) or plan.autograd
+        self.uses_torch = bool(plan.call_names) or plan.autograd
         self.function_mode = _FunctionGuard(self)
         self.dispatch_mode = _DispatchGuard(self)
         self.undo: list[Callable[[], None]] = []
@@ -597,7 +727,7 @@ class _Entry:
             if name == "_set_grad_enabled" and args and args[0]:
                 raise self.refusal("autograd (switching grad mode on)")
             self._check_grad_mode()
-        if _op_name(name) in self.plan.op_names:
+        if _op_name(name) in self.plan.call_names and id(_call_identity(func)) not in self.plan.exempt:
             raise self.refusal(_describe(func))
 
     def check_op(self, func: Any, types: Iterable[type]) -> None:
@@ -698,13 +828,15 @@ class Guard:
                              "'compute the loss by hand'")
         self.names = names
         self.rule = rule
-        self.plan = _plan_for(names)
+        self.plan = _current_plan(names)
         self._entries: list[_Entry] = []
 
     def __repr__(self) -> str:
         return f"forbid({', '.join(map(repr, self.names))}, rule={self.rule!r})"
 
     def __enter__(self) -> Guard:
+        if any(module in sys.modules for module in self.plan.pending):
+            self.plan = _current_plan(self.names)  # a library imported since: guard its functions
         entry = _Entry(self.plan, self.rule)
         try:
             entry.enter()

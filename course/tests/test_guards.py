@@ -237,6 +237,39 @@ def test_a_mode_left_behind_is_reported_and_removed() -> None:
     assert torch._C._len_torch_function_stack() == before
 
 
+def test_a_same_named_tensor_method_that_is_another_op_stays_allowed() -> None:
+    """Does forbidding F.unfold (im2col) leave Tensor.unfold (sliding windows) usable, and back?"""
+    x = torch.randn(1, 1, 4, 4)
+    with forbid("torch.nn.functional.unfold", rule="build the patches with Tensor.unfold"):
+        x.unfold(2, 2, 1).unfold(3, 2, 1)
+        for call in (lambda: F.unfold(x, 2), lambda: torch._C._nn.im2col(x, (2, 2), (1, 1), (0, 0), (1, 1))):
+            with pytest.raises(ForbiddenError):
+                call()
+    with forbid("torch.Tensor.unfold", rule=RULE):
+        F.unfold(x, 2)
+        with pytest.raises(ForbiddenError):
+            x.unfold(2, 2, 1)
+
+
+def test_forbidding_a_torch_module_refuses_its_functions_by_every_path() -> None:
+    """Does forbidding torch.nn.functional refuse F.relu and torch.relu, leaving matmul and exp?"""
+    x = torch.randn(3, 3)
+    with forbid("torch.nn.functional", rule="no functional shortcuts"):
+        (x @ x).exp().clamp(min=0).sum()
+        for call in (lambda: F.relu(x), lambda: torch.relu(x), lambda: x.softmax(-1)):
+            with pytest.raises(ForbiddenError):
+                call()
+    F.relu(x)
+
+
+def test_a_function_compiled_before_the_block_is_still_refused(probs) -> None:
+    """Is a torch.compile'd function that calls F.binary_cross_entropy refused inside the block?"""
+    compiled = torch.compile(lambda p, y: F.binary_cross_entropy(p, y) * 2, backend="eager")
+    compiled(*probs)
+    with pytest.raises(ForbiddenError), forbid(BCE, rule=RULE):
+        compiled(*probs)
+
+
 # --- Classes ------------------------------------------------------------------------------------
 
 
@@ -379,12 +412,26 @@ def test_a_thread_cannot_run_torch_outside_the_guard(probs) -> None:
 
 
 def test_a_process_cannot_run_outside_the_guard() -> None:
-    """Are subprocess, os.system and os.fork refused during the block, and fine after?"""
+    """Are subprocess, os.system, os.fork and multiprocessing refused during the block, and fine after?"""
     with forbid(BCE, rule=RULE):
-        for start in (lambda: subprocess.run(["true"]), lambda: os.system("true"), os.fork):
+        for start in (lambda: subprocess.run(["true"]), lambda: os.system("true")):
             with pytest.raises(ForbiddenError):
                 start()
     assert subprocess.run(["true"]).returncode == 0
+    # os.fork is tried in a child Python, so that an escape forks that child, not pytest.
+    probe = (
+        "import os, multiprocessing, nncourse\n"
+        "for start in (lambda: os.fork(), lambda: multiprocessing.get_context('spawn').Process(target=print).start()):\n"
+        "    try:\n"
+        "        with nncourse.forbid('autograd', rule='r'):\n"
+        "            start()\n"
+        "        print('escaped', flush=True)\n"
+        "        os._exit(0)\n"
+        "    except nncourse.ForbiddenError:\n"
+        "        print('refused', flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["refused", "refused"], result.stderr
 
 
 def test_ordinary_torch_code_runs_with_autograd_forbidden() -> None:
@@ -466,6 +513,27 @@ def test_a_forbidden_sklearn_class_is_refused() -> None:
         with pytest.raises(ForbiddenError):
             before.fit(x, y)
     assert before.fit(x, y).score(x, y) == 1.0
+
+
+def test_a_library_not_imported_yet_is_left_unimported_and_its_import_refused(tmp_path, monkeypatch) -> None:
+    """Is a forbidden library not imported when the guard is built, refused if imported inside, guarded after?"""
+    (tmp_path / "shortcutlib").mkdir()
+    (tmp_path / "shortcutlib" / "__init__.py").write_text("def shortcut(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    guard = forbid("shortcutlib.shortcut", rule="double it yourself")
+    assert "shortcutlib" not in sys.modules
+    with pytest.raises(ForbiddenError, match="import of shortcutlib"), guard:
+        import shortcutlib  # noqa: F401
+    assert "shortcutlib" not in sys.modules
+    import shortcutlib
+
+    saved = shortcutlib.shortcut
+    try:
+        with pytest.raises(ForbiddenError), guard:
+            saved(1)
+        assert saved(1) == 2
+    finally:
+        del sys.modules["shortcutlib"]
 
 
 def test_a_numpy_python_function_is_refused() -> None:
