@@ -260,8 +260,10 @@ class Person:
 
     def xsrf_headers(self) -> dict[str, str]:
         """Headers that let a cookie-authenticated request through JupyterHub's XSRF check."""
-        token = self.session.cookies.get("_xsrf", path="/hub/") or self.session.cookies.get("_xsrf")
-        return {"X-XSRFToken": token or "", "Referer": f"{self.deployment.url}/hub/"}
+        host = self.deployment.config["hub"].get("domain", "localhost")
+        tokens = [c.value for c in self.session.cookies
+                  if c.name == "_xsrf" and c.path == "/hub/" and c.domain.lstrip(".") in (host, host + ".local")]
+        return {"X-XSRFToken": tokens[-1] if tokens else "", "Referer": f"{self.deployment.url}/hub/"}
 
     def create_token(self) -> str:
         """Make an API token of their own through the hub, with their login session."""
