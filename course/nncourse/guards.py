@@ -32,6 +32,19 @@ instance, calling one made earlier, a subclass that inherits them), not the func
 ``nn.BCELoss`` (which calls it) but not ``binary_cross_entropy_with_logits``, nor
 ``sklearn.metrics.log_loss``.
 
+Names for common exercises (each line one ``forbid``):
+
+- loss by hand: ``"torch.nn.functional.binary_cross_entropy"``,
+  ``"torch.nn.functional.binary_cross_entropy_with_logits"`` (or ``cross_entropy``,
+  ``nll_loss``, ``mse_loss``), plus ``"sklearn.metrics"`` where scikit-learn is around;
+- layer by hand: ``"torch.nn.Linear"``, ``"torch.nn.functional.linear"``, ``"torch.addmm"``;
+- activation by hand: ``"torch.sigmoid"`` (also ``F.sigmoid``, ``nn.Sigmoid``,
+  ``special.expit``), ``"torch.softmax"`` (also ``F.softmax``, ``Tensor.softmax``);
+- convolution by hand: ``"torch.nn.Conv2d"``, ``"torch.nn.functional.conv2d"``,
+  ``"torch.nn.functional.unfold"`` (``Tensor.unfold`` stays allowed);
+- distances by hand: ``"torch.cdist"``, ``"torch.nn.functional.pairwise_distance"``;
+- backpropagation by hand: ``"autograd"``, plus the layers' and losses' names above.
+
 How each kind of name is enforced (layers, so that one escape does not open the others):
 
 - A torch function or op (``F.binary_cross_entropy``, ``torch.sigmoid``, ``torch.cdist``):
@@ -40,7 +53,8 @@ How each kind of name is enforced (layers, so that one escape does not open the 
   and the ``Tensor.x``/``x_`` methods are all refused, also through references saved before
   the block, copies of the function, or a fresh import of its module; a ``TorchDispatchMode``
   refuses the matching aten kernels (``aten::x``, ``aten::_x``, ``aten::_x_forward``), which
-  catches the C++ paths below Python. Where a name is shared by another op
+  catches the C++ paths below Python; a kernel with another name is listed in a table here
+  (``F.conv2d`` runs ``aten::convolution``). Where a name is shared by another op
   (``F.unfold`` is im2col, ``Tensor.unfold`` a sliding window), a table in this module keeps
   the other one allowed. Python functions are also refused by swapping their ``__code__``
   for a raising one (see below), which covers torch functions that never reach the dispatcher
@@ -203,7 +217,7 @@ def _unloaded_module(name: str) -> str | None:
     return None
 
 
-_NAME_SUFFIXES = ("_forward", "_nd", "_loss", "_legit", "_no_training", "_")
+_NAME_SUFFIXES = ("_forward", "_nd", "_loss", "_legit", "_no_training", "_with_indices", "_")
 _NAME_PREFIXES = ("_", "native_")
 
 
@@ -333,6 +347,21 @@ _SAME_NAME_OTHER_OP: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# Torch functions whose kernel has another name (as :func:`_op_name` gives both): the kernel
+# is refused too, when called directly (``torch.convolution``) or reached below Python.
+_KERNELS: dict[str, tuple[str, ...]] = {
+    **{f"conv{kind}{n}d": ("convolution",) for kind in ("", "_transpose") for n in (1, 2, 3)},
+    "logsigmoid": ("log_sigmoid",),
+    "scaled_dot_product_attention": (
+        "scaled_dot_product_flash_attention_for_cpu",
+        "scaled_dot_product_flash_attention",
+        "scaled_dot_product_efficient_attention",
+        "scaled_dot_product_cudnn_attention",
+        "scaled_dot_product_attention_math",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What one set of names forbids, worked out once per set (see :func:`_plan_for`).
@@ -397,6 +426,7 @@ def _plan_for(names: tuple[str, ...], unloaded: tuple[tuple[str, str], ...] = ()
             exempt.extend(_resolve(other) for other in allowed)
             return
         found = {_op_name(path.rsplit(".", 1)[-1]), _op_name(_callable_name(target))} - {""}
+        found.update(kernel for name in tuple(found) for kernel in _KERNELS.get(name, ()))
         call_names.update(found)
         op_names.update(found)
 

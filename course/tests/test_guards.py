@@ -251,6 +251,19 @@ def test_a_same_named_tensor_method_that_is_another_op_stays_allowed() -> None:
             x.unfold(2, 2, 1)
 
 
+def test_a_kernel_with_another_name_is_refused() -> None:
+    """Is F.conv2d refused also as torch.convolution (its kernel), and by-hand convolution allowed?"""
+    x, w = torch.randn(1, 1, 4, 4), torch.randn(1, 1, 2, 2)
+    with forbid("torch.nn.functional.conv2d", "torch.nn.Conv2d", rule="convolve with unfold and matmul"):
+        patches = x.unfold(2, 2, 1).unfold(3, 2, 1)
+        by_hand = (patches * w[0, 0]).sum((-1, -2))
+        for call in (lambda: F.conv2d(x, w), lambda: torch.conv2d(x, w), lambda: nn.Conv2d(1, 1, 2),
+                     lambda: torch.convolution(x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)):
+            with pytest.raises(ForbiddenError):
+                call()
+    torch.testing.assert_close(by_hand, F.conv2d(x, w))
+
+
 def test_forbidding_a_torch_module_refuses_its_functions_by_every_path() -> None:
     """Does forbidding torch.nn.functional refuse F.relu and torch.relu, leaving matmul and exp?"""
     x = torch.randn(3, 3)
