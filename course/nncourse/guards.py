@@ -7,14 +7,24 @@ student's function inside the guard, so that the library call raises
     with nncourse.forbid("autograd", "torch.nn.functional.binary_cross_entropy",
                          rule="compute the BCE and its gradient by hand"):
         loss, grad = bce_and_grad(p, y)
-    nncourse.record("bce of fixed p, y", loss, tol=1e-6)
+        nncourse.record("bce of fixed p, y", loss, tol=1e-6)
+        nncourse.record("its gradient in p", grad, tol=1e-6)
 
     with nncourse.forbid("torch.nn.Linear", "torch.nn.functional.linear",
                          rule="write the affine map x @ W.T + b yourself"):
-        out = my_linear(x, W, b)
+        nncourse.record("affine map of fixed x", my_linear(x, W, b), tol=1e-6)
 
     with nncourse.forbid("sklearn.metrics", rule="count the confusion matrix yourself"):
-        matrix = confusion(y_true, y_pred)
+        nncourse.record("confusion matrix", confusion(y_true, y_pred))
+
+Two habits make the test tight:
+
+- Record inside the block. A student's function could return an object that computes its
+  value only when converted (``__array__``, ``__float__``), which ``record`` would do after
+  the block, unguarded.
+- Call the student's function only inside the block, on inputs that no earlier cell used. A
+  function called unguarded first (a visible check outside the block, a demo cell) can
+  remember the library's answer for those inputs and return it inside.
 
 A name is the dotted path of a function, a class or a whole module (``"torch.cdist"``,
 ``"torch.nn.Linear"``, ``"torch.nn.utils.clip_grad_norm_"``, ``"sklearn.metrics"``,

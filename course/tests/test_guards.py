@@ -283,6 +283,17 @@ def test_a_function_compiled_before_the_block_is_still_refused(probs) -> None:
         compiled(*probs)
 
 
+def test_a_lazy_result_is_refused_when_recorded_inside_the_block(probs) -> None:
+    """Is a returned object that calls the library only when converted refused if recorded inside?"""
+
+    class Lazy:
+        def __array__(self, dtype=None, copy=None):
+            return F.binary_cross_entropy(*probs).numpy()
+
+    with pytest.raises(ForbiddenError), forbid(BCE, rule=RULE):
+        nncourse.record("bce", Lazy())
+
+
 # --- Classes ------------------------------------------------------------------------------------
 
 
