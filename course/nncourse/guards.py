@@ -114,7 +114,8 @@ per-layer gradients, where they matter):
   out of this module's state, popping both of the guard's modes from torch's private mode
   stacks in one window with grad mode left off (torch calls then go unguarded), or calling
   references to ``_thread.start_new_thread``/``os.fork``/``_posixsubprocess.fork_exec``
-  saved before the block.
+  saved before the block, or an import finder put ahead of the guard's in ``sys.meta_path``
+  inside the block (a re-import then goes through it).
 - Code objects saved before the block: ``types.FunctionType(saved_code, globals)`` rebuilds
   a forbidden non-torch Python function or class method (torch functions are still refused
   by name).
@@ -615,8 +616,11 @@ def _refuse_start(*args: Any, **kwargs: Any) -> None:
 def _patch_starters() -> None:
     """Replace the thread and process starters (first active guard only)."""
     for module_name, attribute in _STARTERS:
-        module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, attribute):
+        try:  # imported now, or an import inside the block would bring an unpatched one
+            module = importlib.import_module(module_name)
+        except ImportError:  # not on this platform
+            continue
+        if hasattr(module, attribute):
             _PATCHED[(module_name, attribute)] = getattr(module, attribute)
             setattr(module, attribute, _refuse_start)
 
