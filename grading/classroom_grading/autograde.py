@@ -183,11 +183,28 @@ class SanitizeSubmission(NbGraderPreprocessor):
                                           if k in ("kernelspec", "language_info")})
         for cell in nb.cells:
             cell.metadata = nbformat.from_dict(safe_cell_metadata(cell.get("metadata", {})))
-            cell.pop("attachments", None)  # images pasted into markdown: may carry SVG script
+            if "attachments" in cell:
+                cell.attachments = safe_attachments(cell.attachments)
             if cell.cell_type == "code":
                 cell.outputs = [clean_output(o) for o in cell.outputs]
             sanitizer.preprocess_cell(cell, resources, 0)
         return nb, resources
+
+
+# A transparent 1x1 PNG: what an attachment of another kind (SVG may carry script) becomes,
+# so that markdown referring to it still renders.
+BLANK_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+RASTER = ("image/png", "image/jpeg", "image/gif")
+
+
+def safe_attachments(attachments: Any) -> dict[str, dict[str, str]]:
+    """A markdown cell's pasted images, raster ones only (as base64 strings)."""
+    safe = {}
+    for name, bundle in (attachments or {}).items() if isinstance(attachments, dict) else []:
+        kept = {k: v for k, v in bundle.items() if k in RASTER and isinstance(v, str)} \
+            if isinstance(bundle, dict) else {}
+        safe[str(name)] = kept or {"image/png": BLANK_PNG}
+    return safe
 
 
 def safe_cell_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
