@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import nncourse
-from nncourse import checks, data, device, fastmode, plots, train
+from nncourse import checks, data, device, fastmode, guards, plots, recording, train
 
-PUBLIC_MODULES = [checks, data, device, fastmode, plots, train]
+PUBLIC_MODULES = [checks, data, device, fastmode, guards, plots, recording, train]
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
