@@ -302,3 +302,35 @@ def test_deadline_needs_a_time_zone_and_lateness_uses_server_time(deployment, te
     assert job["status"] == "done" and abs(job["seconds_late"] - expected) < 600, job
     requests.put(grading_url(deployment, f"api/assignments/{A}/settings"), headers=headers,
                  json={"deadline": None}, timeout=60)
+
+
+def in_gradebook(deployment, code: str) -> str:
+    """Run Python against the course's gradebook in the grading container, as the formgrader would."""
+    prelude = (f"from nbgrader.api import Gradebook\n"
+               f"gb = Gradebook('sqlite:////srv/course/{COURSE}/gradebook.db', '{COURSE}')\n")
+    return docker("exec", f"{deployment.name}-grading", "python3", "-c", prelude + code)
+
+
+def test_the_gradebook_owns_due_dates_and_scores(deployment, teacher, released, explain):
+    """A due date set in the formgrader survives grading; a hand grade shows on the grading page."""
+    in_gradebook(deployment, f"import datetime as dt\n"
+                             f"gb.update_or_create_assignment('{A}', duedate=dt.datetime(2031, 5, 6, 7, 8))\n")
+    bob = Person(deployment, "bob")
+    bob.login()
+    bob.create_token()
+    stamp = submit_direct(deployment, bob, tar_of(lab.student_notebook(lab.correct_answers()))).json()["timestamp"]
+    job = wait_for(lambda: next((s for s in progress(deployment, teacher)[A]["submissions"]
+                                 if s["student"] == "bob" and s["timestamp"] == stamp
+                                 and s["status"] in ("done", "failed")), None), 300, "bob's grading")
+    assert job["status"] == "done" and job["score"] == 5, job
+    assert progress(deployment, teacher)[A]["deadline"] == "2031-05-06T07:08:00+00:00"
+    assert in_gradebook(deployment, f"print(gb.find_assignment('{A}').duedate)") == "2031-05-06 07:08:00"
+    # The instructor takes a point off by hand, in the formgrader: the grading page follows.
+    in_gradebook(deployment, f"g = gb.find_grade('test-mse', '{lab.NOTEBOOK}', '{A}', 'bob')\n"
+                             "g.manual_score = 1\ngb.db.commit()\n")
+    row = next(s for s in progress(deployment, teacher)[A]["submissions"]
+               if s["student"] == "bob" and s["timestamp"] == stamp)
+    assert row["score"] == 4 and row["in_gradebook"], row
+    requests.put(grading_url(deployment, f"api/assignments/{A}/settings"), json={"deadline": None}, timeout=60,
+                 headers={"Authorization": f"token {teacher.token}"}).raise_for_status()
+    assert progress(deployment, teacher)[A]["deadline"] is None
