@@ -334,3 +334,13 @@ def test_the_gradebook_owns_due_dates_and_scores(deployment, teacher, released, 
     requests.put(grading_url(deployment, f"api/assignments/{A}/settings"), json={"deadline": None}, timeout=60,
                  headers={"Authorization": f"token {teacher.token}"}).raise_for_status()
     assert progress(deployment, teacher)[A]["deadline"] is None
+
+
+def test_the_formgraders_autograde_button_refuses_and_keeps_the_graded_copy(deployment, teacher, released, explain):
+    """Autograding belongs to the grading service: the formgrader's button says so, and
+    alice's graded copy stays for hand grading."""
+    response = formgrader(deployment, teacher, "POST", f"formgrader/api/submission/{A}/alice/autograde")
+    assert response.status_code == 200 and not response.json()["success"], response.text
+    assert "grading service" in response.json()["error"]
+    listed = docker("exec", f"{deployment.name}-formgrader", "ls", f"/srv/course/{COURSE}/autograded/alice/{A}")
+    assert f"{lab.NOTEBOOK}.ipynb" in listed.split()

@@ -4,6 +4,7 @@
 import os
 
 from classroom_grading.autograde import FEEDBACK_PREPROCESSORS
+from classroom_grading.formgrader import refuse_local_autograde
 
 c = get_config()  # noqa: F821
 course_id = os.environ["CLASSROOM_COURSE_ID"]
@@ -14,6 +15,9 @@ c.ExchangeFactory.list = "classroom_grading.exchange.CourseList"
 c.ExchangeFactory.release_assignment = "classroom_grading.exchange.CourseReleaseAssignment"
 c.ExchangeFactory.collect = "classroom_grading.exchange.CourseCollect"
 c.ExchangeFactory.release_feedback = "classroom_grading.exchange.CourseReleaseFeedback"
+# The Autograde button answers with where autograding happens, touching nothing;
+# `nbgrader autograde` typed in a terminal here still refuses, in its pipeline.
+refuse_local_autograde()
 c.Autograde.autograde_preprocessors = ["classroom_grading.autograde.RefuseLocalExecution"]
 # Feedback generated here is the same as the grading service's: no hidden tests, and
 # no output of the grading run where hidden tests were in the notebook.
