@@ -187,7 +187,8 @@ def test_no_submitted_script_runs_on_any_staff_page(deployment, teacher, xss_sub
     ran = fired(seen)
     assert "control" in ran, "the control script was not seen: the test cannot see vectors"
     assert ran == {"control"}, f"submitted script ran on a staff page: {sorted(ran - {'control'})}"
-    assert "out-under-test-cells" not in feedback_html and "onerror" not in feedback_html
+    handlers = re.findall(r"<[a-z][^>]*\son[a-z]+\s*=", feedback_html, flags=re.I)
+    assert not handlers, f"the feedback keeps event handlers: {handlers[:3]}"
 
 
 def tokens_of(deployment, person: Person) -> set[str]:
