@@ -272,10 +272,10 @@ if os.environ.get("NBGRADER_EXECUTION"):
     # Route 1: the notebook being graded, read from disk (its hidden tests restored).
     for path in glob.glob("**/*.ipynb", recursive=True):
         text = open(path).read()
-        print("DISK", text, base64.b64encode(text.encode()).decode()[::-1])
+        print("LEAK" + "DISK", text, base64.b64encode(text.encode()).decode()[::-1])
     # Route 2: every cell's source, printed into that cell's own output.
     get_ipython().events.register(
-        "pre_run_cell", lambda info: print("SRC", info.raw_cell, info.raw_cell[::-1]))
+        "pre_run_cell", lambda info: print("LEAK" + "SRC", info.raw_cell, info.raw_cell[::-1]))
 '''
 
 
@@ -311,12 +311,12 @@ def test_hidden_tests_never_reach_the_students_feedback(deployment, teacher, rel
     # The instructor's copy shows the grading run (the leak attempt is visible to staff).
     graded = docker("exec", f"{deployment.name}-grading", "cat",
                     f"/srv/course/{COURSE}/autograded/eve3/{A}/{lab.NOTEBOOK}.ipynb")
-    assert "DISK" in graded and "relu of random 4x7" in graded, "the attack did not run: the test proves nothing"
+    assert "LEAKDISK" in graded and "LEAKSRC" in graded, "the attack did not run: the test proves nothing"
     student_action(eve, "fetch_feedback")
     stamps = sorted(e["name"] for e in eve.server_api("GET", f"/contents/{A}/feedback").json()["content"])
     page = eve.server_api("GET", f"/contents/{A}/feedback/{stamps[-1]}/{lab.NOTEBOOK}.html").json()["content"]
     text = html.unescape(re.sub(r"<[^>]+>", "", page))  # what a reader sees, highlighting and escapes undone
-    for secret in ["BEGIN HIDDEN TESTS", "DISK", "SRC", "relu of random 4x7", *hidden_lines()]:
+    for secret in ["BEGIN HIDDEN TESTS", "LEAKDISK", "LEAKSRC", "relu of random 4x7", *hidden_lines()]:
         assert secret not in text, f"eve3's feedback shows {secret!r}"
     assert "SUBMITTED-OUTPUT-OF-EVE3" in text, "feedback lost the outputs eve3 submitted"
     listing = requests.get(grading_url(deployment, "api/assignments"),
