@@ -139,9 +139,9 @@ def test_deep_paths_and_odd_names_are_refused(tmp_path):
 
 
 def test_a_broken_archive_is_a_clear_error(tmp_path):
-    with pytest.raises(StoreError, match="not a readable tar"):
+    with pytest.raises(StoreError, match="not a tar archive"):
         untar(b"\x1f\x8b" + b"junk" * 100, tmp_path)
-    with pytest.raises(StoreError, match="not a readable tar"):
+    with pytest.raises(StoreError, match="not a tar archive"):
         untar(tar([("lab.ipynb", "file")])[:-40], tmp_path)
 
 
