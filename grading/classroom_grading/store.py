@@ -402,5 +402,6 @@ def untar(payload: bytes, dest: Path, limits: UploadLimits = LIMITS) -> list[str
                     shutil.copyfileobj(source, handle)
                 written.append(path.as_posix())
     except (tarfile.TarError, EOFError, zlib.error) as error:
-        raise StoreError(f"the upload is not a tar archive that can be read ({error}); submit the assignment folder again") from None
+        raise StoreError(f"the upload is not a tar archive that can be read ({error}); "
+                         "submit the assignment folder again") from None
     return written
