@@ -161,7 +161,6 @@ class AssignmentsHandler(Base):
         student = self.student
         result = []
         for assignment in self.store.released():
-            settings = self.store.assignment_settings(assignment)
             feedback = self.store.feedback(student, assignment)
             result.append({
                 "course_id": self.store.course_id, "assignment_id": assignment,

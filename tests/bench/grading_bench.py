@@ -137,20 +137,7 @@ def latency(deployment, teacher: Person, runs: int = 5) -> dict:
 def flood_payloads() -> list[bytes]:
     """What a flooding student sends: a tar of 48 MiB of zeros (50 KB gzipped) and one of
     50,000 empty folders; both are refused at a limit, after reading their headers."""
-    payloads = []
-    for entries in ([("zeros.bin", 48 * 2**20)], [(f"d{i}", None) for i in range(50_000)]):
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            for name, size in entries:
-                info = tarfile.TarInfo(name)
-                if size is None:
-                    info.type = tarfile.DIRTYPE
-                    archive.addfile(info)
-                else:
-                    info.size = size
-                    archive.addfile(info, io.BytesIO(bytes(size)))
-        payloads.append(buffer.getvalue())
-    return payloads
+    return [lab.archive([("zeros.bin", 48 * 2**20)]), lab.archive([(f"d{i}", None) for i in range(50_000)])]
 
 
 def submit_under_flood(deployment, honest: Person, flooder: Person, runs: int = 5, threads: int = 4) -> dict:

@@ -21,7 +21,9 @@ Plain module (no tests here); it needs only nbformat.
 from __future__ import annotations
 
 import copy
+import io
 import re
+import tarfile
 from typing import Callable
 
 import nbformat
@@ -395,3 +397,22 @@ EXPLOITS: dict[str, Callable[[], dict[str, str]]] = {
     "infinite_loop": exploit_infinite_loop,
     "output_flood": exploit_output_flood,
 }
+
+
+# --- uploads -------------------------------------------------------------------------
+
+def archive(entries: list[tuple[str, int | bytes | None]]) -> bytes:
+    """A gzipped tar of (name, content) members: bytes as given, an int N as N zero bytes
+    (tiny once compressed: an archive bomb), None as a folder."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content in entries:
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                continue
+            data = bytes(content) if isinstance(content, int) else content
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

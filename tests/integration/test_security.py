@@ -17,10 +17,8 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import html
-import io
 import json
 import re
-import tarfile
 
 import nbformat
 import pytest
@@ -366,21 +364,9 @@ if os.environ.get("NBGRADER_EXECUTION"):
 
 
 def bomb(entries) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        data = nbformat.writes(lab.student_notebook(lab.correct_answers())).encode()
-        info = tarfile.TarInfo(f"{lab.NOTEBOOK}.ipynb")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-        for name, size in entries:
-            info = tarfile.TarInfo(name)
-            if size is None:
-                info.type = tarfile.DIRTYPE
-                archive.addfile(info)
-            else:
-                info.size = size
-                archive.addfile(info, io.BytesIO(bytes(size)))
-    return buffer.getvalue()
+    """A correct submission of lab-small, plus `entries` (see `assignment.archive`)."""
+    notebook = nbformat.writes(lab.student_notebook(lab.correct_answers())).encode()
+    return lab.archive([(f"{lab.NOTEBOOK}.ipynb", notebook), *entries])
 
 
 def test_uploads_over_the_limits_are_refused_with_the_limit_named(deployment, released):
@@ -401,7 +387,7 @@ def test_uploads_over_the_limits_are_refused_with_the_limit_named(deployment, re
         assert response.status_code == status and message in response.json()["error"], response.text
     assert not docker("exec", f"{deployment.name}-grading", "sh", "-c",
                       f"ls -A /srv/course/exchange/inbound/eve6/{A} 2>/dev/null || true")
-    bad_name = requests.get(grading_url(deployment, f"api/assignments/..%2Falice/feedback.tar.gz"),
+    bad_name = requests.get(grading_url(deployment, "api/assignments/..%2Falice/feedback.tar.gz"),
                             headers={"Authorization": f"token {eve.token}"}, timeout=60)
     assert bad_name.status_code == 400 and "not a valid name" in bad_name.json()["error"], bad_name.text
 

@@ -8,6 +8,7 @@ import pytest
 
 from classroom_grading import RECORD_MIME, records
 from classroom_grading.export import inert_csv
+from tests.integration.assignment import archive
 from classroom_grading.harness import seal, unseal
 from classroom_grading.store import (Store, StoreError, TooLarge, TooMany, UploadLimits, parse_deadline,
                                      to_nbgrader_timestamp, untar)
@@ -96,24 +97,9 @@ def test_oversized_uploads_are_refused(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def bomb(entries) -> bytes:
-    """A gzipped tar of (name, size) members of zeros (size None: a folder): tiny compressed."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, size in entries:
-            info = tarfile.TarInfo(name)
-            if size is None:
-                info.type = tarfile.DIRTYPE
-                archive.addfile(info)
-            else:
-                info.size = size
-                archive.addfile(info, io.BytesIO(bytes(size)))
-    return buffer.getvalue()
-
-
 def test_a_small_upload_that_unpacks_to_a_flood_is_refused_before_anything_is_written(tmp_path):
     """Does a 50 KB archive of 48 MiB of zeros fail on the unpacked-size limit, writing nothing?"""
-    payload = bomb([("lab.ipynb", 2), ("zeros.bin", 48 * 2**20)])
+    payload = archive([("lab.ipynb", 2), ("zeros.bin", 48 * 2**20)])
     assert len(payload) < 100_000
     with pytest.raises(TooLarge, match="unpacks to more than"):
         untar(payload, tmp_path / "dest")
@@ -122,7 +108,7 @@ def test_a_small_upload_that_unpacks_to_a_flood_is_refused_before_anything_is_wr
 
 def test_folders_count_against_the_entry_limit(tmp_path):
     """Does an archive of 50,000 empty folders fail at the entry limit, before creating any?"""
-    payload = bomb([(f"d{i}", None) for i in range(50_000)])
+    payload = archive([(f"d{i}", None) for i in range(50_000)])
     with pytest.raises(TooLarge, match="more than 500 files and folders"):
         untar(payload, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
@@ -165,7 +151,7 @@ def test_submissions_are_rate_limited_per_student(tmp_path):
 def test_a_student_over_quota_is_refused_and_others_are_not(tmp_path):
     store = released_store(tmp_path)
     limits = UploadLimits(quota=3 * 2**20, keep=10)
-    big = bomb([("lab.ipynb", 2), ("data.bin", 2 * 2**20)])
+    big = archive([("lab.ipynb", 2), ("data.bin", 2 * 2**20)])
     store.receive("alice", "lab", big, limits)
     with pytest.raises(TooLarge, match="quota"):
         store.receive("alice", "lab", big, limits)
