@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Prove every course notebook: it grades as the grading service grades it, and cheating earns nothing.
 
-    python course/prove.py [--units UNIT ...] [--executor local | --executor docker --image IMAGE]
-                           [--all-attacks | --attacks NAME ...] [--workers N] [--report FILE]
+    python course/prove.py [--units UNIT ...] [--source DIR]
+                           [--executor local | --executor docker --image IMAGE [--deployment NAME]]
+                           [--all-attacks | --attacks NAME ...] [--workers N]
+                           [--report FILE] [--workdir DIR] [--verbose]
     python course/prove.py --full [--units UNIT ...]
+
+`--source DIR` proves the unit folders of another folder (its budgets.yml and
+substitutes/ are the ones beside it), e.g. the test lab of tests/integration/assignment.py
+written out as a unit.
 
 What it runs
 ------------
@@ -21,12 +27,18 @@ grades it, through the grading service's own code (grading/classroom_grading):
    seconds per notebook and per cell), in fast mode (the sandbox sets it). Scores are
    read from the gradebook, autograded cells only (hand-graded ones are left out).
 3. `--executor docker --image IMAGE` runs each notebook in a real sandbox container
-   from the CPU image (what `make test` uses); `--executor local` (the default, for
+   from the CPU image, labelled `org.classroom.deployment=NAME` (`--deployment`, by
+   default a fresh course-proof-* name that no deployment's clean-up touches); every
+   one left at the end is removed. `make test` runs it this way from the hub image,
+   where the grading service runs, with the host's Docker socket
+   (tests/integration/test_course_proof.py). `--executor local` (the default, for
    authors without Docker) runs the same harness as a plain subprocess
-   (`sandbox.run_local`): no isolation and no limits, so it leaves out the attacks
-   that only the sandbox's limits contain (the fork bomb, the memory hog).
-   Submissions are graded `--workers` at a time (default: one per core, as the
-   service runs one worker per core).
+   (`sandbox.run_local`, replacing `sandbox.run` in this program only): no isolation
+   and no memory or process limit, so it leaves out the attacks that only the
+   sandbox's limits contain (the fork bomb, the memory hog). Submissions are graded
+   `--workers` at a time (default: one per core, as the service runs one worker per
+   core); each unit's solution goes first, since every other submission of the unit
+   waits for its reference records.
 
 Why each check
 --------------
@@ -70,11 +82,14 @@ things: the notebook-specific ones (`rewrite_cells`, `patch_checks`, `fake_score
 prove that this notebook's records cannot be forged; the others prove that the
 sandbox ends a run that never finishes or dies, whatever the notebook, and three of
 them (fork bomb, infinite loop, output flood) cost a whole cell timeout (120 s) each.
-So by default each notebook gets ONE attack: in the order of all notebooks proved
-(sorted by unit and name), notebook i < 8 gets attack i of the set, so that every
-attack runs on some notebook in every CI run, and every later notebook gets the
-notebook-specific attacks in turn. `--all-attacks` runs the whole set on every
-notebook (`make bench`, or by hand before a release); the integration tests
+So by default each notebook gets ONE attack: in the order of the notebooks proved
+that have an answer cell to attack (sorted by unit and name), notebook i < 8 gets
+attack i of the set, so that every attack runs on some notebook in every CI run, and
+every later notebook gets the notebook-specific attacks in turn. The rotation is a
+pure function of the notebook's place (`ci_attacks`): a failure is reproduced by
+running the same units again. `--all-attacks` runs the whole set on every notebook
+(by hand before a release, or when the attack set or the sandbox changes), and
+`--attacks NAME ...` chosen ones; the integration tests
 (tests/integration/test_assignments.py) run the whole set against the service too.
 
 `--full` is another check: each source notebook executed at full size (fast mode off)
@@ -504,8 +519,10 @@ def grade_submission(root: str, unit: str, student: str, tar: bytes, stems: list
     from classroom_grading.store import Store
     from nbgrader.api import Gradebook
 
+    import resource
+
     log = quiet_nbgrader_logs()
-    began = time.monotonic()
+    began, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
     store = Store(Path(root), COURSE_ID)
     try:
         stamp = store.receive(student, unit, tar)
@@ -517,7 +534,10 @@ def grade_submission(root: str, unit: str, student: str, tar: bytes, stems: list
                 cells[stem] = {g.name: [g.auto_score, g.max_score] for g in notebook.grades
                                if g.auto_score is not None}
         runs = {run["notebook"]: run for run in graded["sandbox"]}
-        return {"cells": cells, "runs": runs, "seconds": time.monotonic() - began, "error": None}
+        spent = resource.getrusage(resource.RUSAGE_SELF)
+        grader_cpu = spent.ru_utime + spent.ru_stime - cpu.ru_utime - cpu.ru_stime
+        return {"cells": cells, "runs": runs, "seconds": time.monotonic() - began, "grader_cpu": grader_cpu,
+                "error": None}
     except Exception as error:  # noqa: BLE001 - reported on the notebooks of this submission
         return {"cells": {}, "runs": {}, "seconds": time.monotonic() - began,
                 "error": f"{type(error).__name__}: {error}",
@@ -664,27 +684,32 @@ class Prover:
                 pending[pool.submit(grade_submission, str(self.store.root), submission.unit, submission.student,
                                     tar, sorted(submission.notebooks), self.options)] = submission
 
-            for unit in self.ready_units:
-                submit(self.solution_submission(unit))
-            while pending:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for future in done:
-                    submission = pending.pop(future)
-                    try:
-                        outcome = future.result()
-                    except Exception as error:  # noqa: BLE001 - a worker process died
-                        outcome = {"cells": {}, "runs": {}, "seconds": 0.0, "log": "",
-                                   "error": f"the grading worker died: {type(error).__name__}: {error}"}
-                    self.judge(submission, outcome)
-                    if submission.student == SOLUTION and outcome["error"] is None:
-                        for follow_up in self.follow_ups(submission.unit):
-                            submit(follow_up)
+            try:
+                for unit in self.ready_units:
+                    submit(self.solution_submission(unit))
+                while pending:
+                    done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        submission = pending.pop(future)
+                        try:
+                            outcome = future.result()
+                        except Exception as error:  # noqa: BLE001 - a worker process died
+                            outcome = {"cells": {}, "runs": {}, "seconds": 0.0, "log": "",
+                                       "error": f"the grading worker died: {type(error).__name__}: {error}"}
+                        self.judge(submission, outcome)
+                        if submission.student == SOLUTION and outcome["error"] is None:
+                            for follow_up in self.follow_ups(submission.unit):
+                                submit(follow_up)
+            except BaseException:  # interrupted: grade nothing more that is queued
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
 
     # judging
     def judge(self, submission: Submission, outcome: dict[str, Any]) -> None:
         """Turn one graded submission into each of its notebooks' findings."""
         self.graded.append({"unit": submission.unit, "student": submission.student,
                             "notebooks": sorted(submission.notebooks), "seconds": round(outcome["seconds"], 1),
+                            "grader_cpu_seconds": round(outcome.get("grader_cpu", 0.0), 1),
                             "sandbox_seconds": {stem: run.get("seconds") for stem, run in outcome["runs"].items()},
                             "error": outcome["error"]})
         for proof in self.proofs_of(submission.unit):
