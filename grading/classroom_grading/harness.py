@@ -88,11 +88,17 @@ def read_submission(stream: io.BufferedReader, dest: Path) -> None:
 
 
 def start_kernel(workdir: Path):
-    """A fresh kernel in workdir, started before the submission arrives."""
-    from jupyter_client.manager import KernelManager
+    """A fresh kernel in workdir, started before the submission arrives.
 
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(workdir))
+    An asynchronous manager, as nbclient expects: with a synchronous one, a blocking
+    wait for a message stalls nbclient's event loop, so a kernel that dies or a cell
+    that never ends holds the sandbox until the notebook's whole time limit instead of
+    ending at once or at the cell's limit."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name="python3")
+    run_sync(km.start_kernel)(cwd=str(workdir))
     return km
 
 
@@ -155,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     if name.is_absolute() or ".." in name.parts or not notebook.is_file():
         raise SystemExit(f"sandbox: the submission has no notebook {header['notebook']!r}")
     if notebook.parent != workdir:  # the kernel was started in the submission's top folder
-        km.shutdown_kernel(now=True)
+        from jupyter_core.utils import run_sync
+
+        run_sync(km.shutdown_kernel)(now=True)
         km = None
 
     nb = nbformat.read(notebook, as_version=4)
