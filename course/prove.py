@@ -100,7 +100,6 @@ table says why one did not, and `--report FILE` writes it all as JSON.
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import io
 import json
@@ -108,7 +107,6 @@ import logging
 import math
 import multiprocessing
 import os
-import re
 import shutil
 import sys
 import tarfile
@@ -214,22 +212,6 @@ def committed_outputs(nb: Any) -> list[str]:
             if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)]
 
 
-def calls_record(source: str) -> bool:
-    """Whether a cell's source calls `record(...)` (as `nncourse.record` or a bare `record`)."""
-    code = "\n".join(line for line in source.split("\n") if not line.lstrip().startswith(("%", "!")))
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return re.search(r"\brecord\s*\(", source) is not None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name == "record":
-                return True
-    return False
-
-
 def autograded_cells(nb: Any) -> list[str]:
     """The grade_ids of the cells nbgrader grades automatically: code cells with points.
     (A markdown answer with points is graded by hand, and left out of every score here.)"""
@@ -239,6 +221,8 @@ def autograded_cells(nb: Any) -> list[str]:
 
 def static_problems(nb: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Problems found by reading a source notebook, and its autograded test cells by grade_id."""
+    from classroom_grading.records import calls_record
+
     problems, cells = [], {}
     for cell in nb.cells:
         meta = nbgrader_meta(cell)

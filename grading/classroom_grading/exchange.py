@@ -215,6 +215,11 @@ class CourseReleaseAssignment(ExchangeReleaseAssignment, CourseExchange):
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(staging, dest)
         self.log.info("Released %s", assignment)
+        for notebook, cells in self.store.unprotected(assignment).items():
+            self.log.warning("%s/%s: test cells %s record nothing, so they are graded 'no error = full marks' "
+                             "and a student can pass them without the work; make each record the values it "
+                             "checks with nncourse.record (course/AUTHORING.md)", assignment, notebook,
+                             ", ".join(cells))
 
 
 class CourseCollect(ExchangeCollect, CourseExchange):

@@ -14,7 +14,9 @@ the expected values never enter it.
 """
 from __future__ import annotations
 
+import ast
 import math
+import re
 from typing import Any
 
 from . import RECORD_MIME
@@ -125,3 +127,31 @@ def verdict(reference: dict[str, list[dict[str, Any]]],
                 problems.append(f"{name}: the recorded value is not the expected one at record "
                                 f"{wrong[0]} of {len(wanted)}")
     return problems
+
+
+def calls_record(source: str) -> bool:
+    """Whether a cell's source calls `record(...)` (as `nncourse.record` or a bare `record`)."""
+    code = "\n".join(line for line in source.split("\n") if not line.lstrip().startswith(("%", "!")))
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return re.search(r"\brecord\s*\(", source) is not None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name == "record":
+                return True
+    return False
+
+
+def unrecorded_test_cells(notebook: dict[str, Any]) -> list[str]:
+    """The grade ids of a source notebook's autograded test cells that call no `record`:
+    graded "no error = full marks", which a student can fake (read from the source alone)."""
+    found = []
+    for cell in notebook.get("cells", []):
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution") \
+                and not calls_record(cell.get("source", "")):
+            found.append(str(meta.get("grade_id", "")))
+    return found

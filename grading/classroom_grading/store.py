@@ -280,15 +280,22 @@ class Store:
 
     # --- jobs -------------------------------------------------------------------------
     def unprotected(self, assignment: str) -> dict[str, list[str]]:
-        """{notebook: [grade ids]} of the test cells whose solution recorded nothing: they are
-        graded as nbgrader grades them (no error, full marks), which a student can fake."""
-        found = {}
+        """{notebook: [grade ids]} of the test cells that record nothing, read from the source
+        as soon as it exists and from the solution's run once it has been graded: they are graded
+        as nbgrader grades them (no error, full marks), which a student can fake."""
+        from .records import unrecorded_test_cells
+
+        found: dict[str, set[str]] = {}
+        for path in sorted((self.course / "source" / assignment).glob("*.ipynb")):
+            try:
+                cells = unrecorded_test_cells(json.loads(path.read_text()))
+            except ValueError:
+                continue
+            found.setdefault(path.stem, set()).update(cells)
         for path in sorted((self.state / "reference" / assignment).glob("*.json")):
-            cells = [cell for cell, recs in json.loads(path.read_text()).items()
-                     if not cell.startswith("_") and not recs]
-            if cells:
-                found[path.stem] = cells
-        return found
+            found.setdefault(path.stem, set()).update(
+                cell for cell, recs in json.loads(path.read_text()).items() if not cell.startswith("_") and not recs)
+        return {notebook: sorted(cells) for notebook, cells in found.items() if cells}
 
     def job_path(self, student: str, assignment: str, stamp: str) -> Path:
         return self.state / "jobs" / student / assignment / f"{stamp}.json"

@@ -252,3 +252,17 @@ def test_the_deadline_is_not_a_setting_of_the_service(tmp_path):
         store.update_settings("lab", {"deadline": "2026-12-01T17:00:00+01:00"})
     (store.state / "settings.json").write_text(json.dumps({"lab": {"deadline": "2020-01-01T00:00:00+00:00"}}))
     assert store.assignment_settings("lab") == {"autograde": True, "feedback": "auto"}
+
+
+def test_test_cells_without_a_record_call_are_reported_from_the_source_before_any_grading(tmp_path):
+    store = released_store(tmp_path)
+    source = store.course / "source" / "lab"
+    source.mkdir(parents=True)
+    test = {"grade": True, "solution": False, "points": 1}
+    (source / "lab.ipynb").write_text(json.dumps({"cells": [
+        {"cell_type": "code", "source": "assert f(1) == 2", "metadata": {"nbgrader": {**test, "grade_id": "t-assert"}}},
+        {"cell_type": "code", "source": "nncourse.record('f', f(1))", "metadata": {"nbgrader": {**test, "grade_id": "t-ok"}}},
+        {"cell_type": "code", "source": "%time record('f', f(2))", "metadata": {"nbgrader": {**test, "grade_id": "t-magic"}}},
+        {"cell_type": "code", "source": "f = lambda x: 2", "metadata": {"nbgrader": {"solution": True, "grade_id": "a"}}},
+    ]}))
+    assert store.unprotected("lab") == {"lab": ["t-assert", "t-magic"]}
