@@ -151,7 +151,9 @@ def unrecorded_test_cells(notebook: dict[str, Any]) -> list[str]:
     found = []
     for cell in notebook.get("cells", []):
         meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)  # on disk: a list of lines
         if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution") \
-                and not calls_record(cell.get("source", "")):
+                and not calls_record(source):
             found.append(str(meta.get("grade_id", "")))
     return found

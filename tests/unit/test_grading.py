@@ -261,8 +261,10 @@ def test_test_cells_without_a_record_call_are_reported_from_the_source_before_an
     test = {"grade": True, "solution": False, "points": 1}
     (source / "lab.ipynb").write_text(json.dumps({"cells": [
         {"cell_type": "code", "source": "assert f(1) == 2", "metadata": {"nbgrader": {**test, "grade_id": "t-assert"}}},
-        {"cell_type": "code", "source": "nncourse.record('f', f(1))", "metadata": {"nbgrader": {**test, "grade_id": "t-ok"}}},
+        {"cell_type": "code", "source": ["x = 1\n", "nncourse.record('f', f(x))"],  # as on disk: a list of lines
+         "metadata": {"nbgrader": {**test, "grade_id": "t-ok"}}},
+        {"cell_type": "code", "source": ["x = 1\n", "assert f(x)"], "metadata": {"nbgrader": {**test, "grade_id": "t-lines"}}},
         {"cell_type": "code", "source": "%time record('f', f(2))", "metadata": {"nbgrader": {**test, "grade_id": "t-magic"}}},
         {"cell_type": "code", "source": "f = lambda x: 2", "metadata": {"nbgrader": {"solution": True, "grade_id": "a"}}},
     ]}))
-    assert store.unprotected("lab") == {"lab": ["t-assert", "t-magic"]}
+    assert store.unprotected("lab") == {"lab": ["t-assert", "t-lines", "t-magic"]}
