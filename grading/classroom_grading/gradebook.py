@@ -6,9 +6,13 @@ service keeps no copy of either. Runs in the grading service (nbgrader installed
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import time
+from typing import Any, Callable, TypeVar
 
 from .store import Store, StoreError, parse_deadline
+
+
+T = TypeVar("T")
 
 
 def open_gradebook(store: Store):
@@ -17,15 +21,32 @@ def open_gradebook(store: Store):
     return Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", store.course_id)
 
 
+def patiently(read: Callable[[], T], attempts: int = 10, pause: float = 0.5) -> T:
+    """Run a read of the gradebook again while a grading worker or the formgrader holds its
+    write lock (SQLite answers "database is locked"), for up to attempts * pause seconds."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return read()
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
 def deadline(store: Store, assignment: str) -> str | None:
     """The assignment's due date, as ISO 8601 in UTC (None when it has none or is not created yet)."""
     from nbgrader.api import MissingEntry
 
-    with open_gradebook(store) as gb:
-        try:
-            due = gb.find_assignment(assignment).duedate
-        except MissingEntry:
-            return None
+    def read():
+        with open_gradebook(store) as gb:
+            try:
+                return gb.find_assignment(assignment).duedate
+            except MissingEntry:
+                return None
+    due = patiently(read)
     return due.replace(tzinfo=dt.timezone.utc).isoformat() if due else None
 
 
@@ -48,13 +69,15 @@ def set_deadline(store: Store, assignment: str, value: Any) -> str | None:
 def scores(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
     """{(assignment, student): score, max_score, seconds_late, needs_manual_grade, timestamp} of
     each graded submission, hand grading included."""
-    found = {}
-    with open_gradebook(store) as gb:
-        for assignment in gb.assignments:
-            for submission in assignment.submissions:
-                found[(assignment.name, submission.student.id)] = {
-                    "score": submission.score, "max_score": submission.max_score,
-                    "seconds_late": submission.total_seconds_late,
-                    "needs_manual_grade": bool(submission.needs_manual_grade),
-                    "timestamp": submission.timestamp}
-    return found
+    def read():
+        found = {}
+        with open_gradebook(store) as gb:
+            for assignment in gb.assignments:
+                for submission in assignment.submissions:
+                    found[(assignment.name, submission.student.id)] = {
+                        "score": submission.score, "max_score": submission.max_score,
+                        "seconds_late": submission.total_seconds_late,
+                        "needs_manual_grade": bool(submission.needs_manual_grade),
+                        "timestamp": submission.timestamp}
+        return found
+    return patiently(read)
