@@ -154,7 +154,6 @@ class VerifyRecords(NbGraderPreprocessor):
             problems = records.verdict(expected, records.from_outputs(cell.outputs))
             if problems:
                 fail_cell(cell, describe_problems(problems, list(expected), visible_source(cell.source)))
-        resources.setdefault("classroom", {})["unprotected"] = unprotected
         if RUNS and RUNS[-1]["notebook"] == resources["unique_key"]:
             RUNS[-1]["unprotected"] = unprotected
         return nb, resources
@@ -262,7 +261,7 @@ class FeedbackOutputs(NbGraderPreprocessor):
     """
 
     def preprocess(self, nb, resources):
-        if not any(has_hidden_tests(cell) or HIDDEN_BEGIN in cell.get("source", "") for cell in nb.cells):
+        if not any(HIDDEN_BEGIN in cell.get("source", "") for cell in nb.cells):
             return nb, resources
         by_id, in_order = self.submitted_cells(resources)
         for index, cell in enumerate(nb.cells):
