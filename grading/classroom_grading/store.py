@@ -124,6 +124,7 @@ def now() -> dt.datetime:
 class Store:
     def __init__(self, root: Path, course_id: str):
         self.rate = RateLimit()
+        self.guard, self.locks = threading.Lock(), {}
         self.root = Path(root)
         self.course_id = check_name("course id", course_id)
         self.course = self.root / course_id
@@ -187,6 +188,12 @@ class Store:
         if assignment not in self.released():
             raise StoreError(f"assignment {assignment!r} is not released; fetch a released assignment first")
         self.rate.check(student, limits.per_minute)
+        with self.guard:
+            lock = self.locks.setdefault(student, threading.Lock())
+        with lock:  # one upload of a student at a time: the quota and pruning see a settled folder
+            return self._receive(student, assignment, payload, limits)
+
+    def _receive(self, student: str, assignment: str, payload: bytes, limits: UploadLimits) -> str:
         used = self.usage(student)
         if used + len(payload) > limits.quota:
             raise TooLarge(f"{student} already keeps {used} bytes of submissions, and this upload would pass the "
