@@ -8,6 +8,7 @@ there is one way the playbooks are run:
     python ansible/classroom.py deploy   [--config FILE] [--inventory FILE]
     python ansible/classroom.py remove   [--config FILE] [--inventory FILE] [--delete-volumes]
     python ansible/classroom.py hash-password
+    python ansible/classroom.py verify-artifact FILE... [--config FILE]
 
 The operator file is merged over `config/defaults.yml` and checked against
 `config/schema.yml` before Ansible starts, so a wrong key or value changes
@@ -236,6 +237,25 @@ def _print_summary(action: str, result: RunResult) -> None:
     print(f"\nclassroom {action} {state}: {result.changed} changed task(s).")
 
 
+def verify_artifacts(paths: list[Path], config_file: Path | None) -> int:
+    """Verify signed artifacts with the public half of this deployment's artifact secret."""
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    secret_file = Path(config["state_dir"]) / "hub" / "secrets" / "artifact_secret"
+    if not secret_file.is_file():
+        print(f"error: {secret_file} does not exist: deploy first, or verify elsewhere with "
+              "python -m classroom_grading.integrity verify FILE --public-key KEY (the grading page shows it)",
+              file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "grading"))
+    from classroom_grading import integrity
+
+    return integrity.main(["verify", *map(str, paths), "--secret-file", str(secret_file)])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -250,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--delete-volumes", action="store_true",
                                  help="also delete every student's home volume and the hub's data")
     sub.add_parser("hash-password", help="read a password and print its bcrypt hash for the roster")
+    check = sub.add_parser("verify-artifact", help="verify artifacts signed by this deployment's grading service")
+    check.add_argument("artifacts", nargs="+", type=Path)
+    check.add_argument("--config", type=Path, help="operator file (YAML); default: the defaults")
     args = parser.parse_args(argv)
+
+    if args.command == "verify-artifact":
+        return verify_artifacts(args.artifacts, args.config)
 
     if args.command == "hash-password":
         import bcrypt

@@ -81,7 +81,8 @@ c.JupyterHub.load_roles = [
     # Everyone's server reaches the grading service as its owner (fetch, submit,
     # feedback); the service itself decides what each person may see.
     {"name": "user", "scopes": ["self", "access:services!service=grading"]},
-    # The grading service asks the hub who the instructors are.
+    # The grading service asks the hub who the instructors are, and who the students
+    # are (it prepares personalised labs' references for each ahead of the deadline).
     {"name": "grading", "services": ["grading"], "scopes": ["read:groups", "read:users:groups"]},
     {
         "name": "prestart",
@@ -136,6 +137,10 @@ if settings["gpu"]["devices"]:
 c.ClassroomSpawner.profiles = profiles
 c.ClassroomSpawner.gpu_devices = settings["gpu"]["devices"]
 c.ClassroomSpawner.gpu_sharing = settings["gpu"]["sharing"]
+# Each server carries its person's identity for personalised labs: their name and a
+# key derived from this secret and the term (the grading service derives the same).
+c.ClassroomSpawner.identity_secret = secret("identity_secret")
+c.ClassroomSpawner.identity_term = settings["term"]
 # Servers join the private network and are reached by their internal address.
 c.DockerSpawner.network_name = f"{name}-net"
 c.DockerSpawner.use_internal_ip = True

@@ -35,6 +35,8 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from traitlets import Float, Int, Unicode
 
 from . import RECORD_MIME, records
+from .identity import identity_json
+from .references import reference_file
 
 VERDICT = "GraderVerdict"
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -105,6 +107,9 @@ class SandboxExecute(NbGraderPreprocessor):
     timeout = Int(300, help="Seconds for the whole notebook.").tag(config=True)
     cell_timeout = Int(120, help="Seconds for one cell.").tag(config=True)
     deployment = Unicode("classroom").tag(config=True)
+    identity_secret = Unicode("", help="The deployment's identity secret: with it, each notebook runs with "
+                              "the submitting student's identity (personalised labs).").tag(config=True)
+    identity_term = Unicode("", help="The term, part of every identity (grading.term).").tag(config=True)
 
     def preprocess(self, nb, resources):
         name = f"{resources['unique_key']}.ipynb"
@@ -118,8 +123,10 @@ class SandboxExecute(NbGraderPreprocessor):
         limits = sandbox.Limits(memory=self.memory, cpus=self.cpus, pids=self.pids,
                                 seconds=self.timeout, cell_seconds=self.cell_timeout)
         payload = sandbox.pack(folder, name, clean)
+        student = resources["nbgrader"]["student"]
+        identity = identity_json(self.identity_secret, self.identity_term, student) if self.identity_secret else ""
         result = sandbox.run(self.image, payload, name, limits,
-                             labels={"org.classroom.deployment": self.deployment})
+                             labels={"org.classroom.deployment": self.deployment}, identity=identity)
         merge_outputs(nb, result.notebook)
         run = {"notebook": resources["unique_key"], "status": result.status,
                "seconds": round(result.seconds, 2), "detail": result.detail}
@@ -135,7 +142,8 @@ class VerifyRecords(NbGraderPreprocessor):
     reference_dir = Unicode("", help="Folder of the solutions' records: REFERENCE_DIR/ASSIGNMENT/NOTEBOOK.json").tag(config=True)
 
     def preprocess(self, nb, resources):
-        path = Path(self.reference_dir) / resources["nbgrader"]["assignment"] / f"{resources['nbgrader']['notebook']}.json"
+        info = resources["nbgrader"]
+        path = reference_file(Path(self.reference_dir), info["assignment"], info["notebook"], info["student"])
         reference = json.loads(path.read_text()) if path.is_file() else {}
         sandbox_status = resources.get("classroom", {}).get("sandbox", {}).get("status", "")
         unprotected = []

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import Store
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -24,3 +29,23 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def artifact_columns(store: "Store", csv_text: str) -> str:
+    """nbgrader's CSV with each row's personalised configuration and artifact hash added."""
+    latest = {}
+    for job in store.jobs():
+        if job.get("artifact") and job["timestamp"] == (store.submissions(job["student"], job["assignment"]) or [""])[-1]:
+            latest[(job["assignment"], job["student"])] = job["artifact"]
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    out = io.StringIO()
+    fields = list(rows[0].keys()) if rows else ["assignment", "student_id"]
+    writer = csv.DictWriter(out, fieldnames=fields + ["configuration", "artifact_hash"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        artifact = latest.get((row.get("assignment"), row.get("student_id"))) or {}
+        configuration = artifact.get("configuration")
+        row["configuration"] = json.dumps(configuration, sort_keys=True) if configuration else ""
+        row["artifact_hash"] = artifact.get("short_hash", "")
+        writer.writerow(row)
+    return out.getvalue()

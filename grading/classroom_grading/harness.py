@@ -34,14 +34,26 @@ MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
 def read_header(stream: io.BufferedReader) -> dict[str, str]:
-    """The line before the tar: {"notebook": path inside the submission, "key": one-time hex key}."""
+    """The line before the tar: {"notebook": path inside the submission, "key": one-time hex key,
+    and optionally "identity": the submitting student's identity as JSON text}."""
     line = stream.readline(4096)
     if not line:
         raise SystemExit(0)  # the service let this spare sandbox go unused
     header = json.loads(line)
     if not isinstance(header, dict) or not all(isinstance(header.get(k), str) for k in ("notebook", "key")):
         raise SystemExit("sandbox: the first line must be {\"notebook\": \"<path>\", \"key\": \"<hex>\"}")
+    if not isinstance(header.get("identity", ""), str):
+        raise SystemExit("sandbox: \"identity\" must be the identity's JSON text")
     return header
+
+
+def write_identity(identity: str) -> None:
+    """Give the notebook the submitting student's identity (`nncourse.personal` reads it from
+    ~/.nncourse/identity.json, before the hub's variable): a personalised lab computes that
+    student's configuration, whatever the submission says."""
+    folder = Path(os.path.expanduser("~")) / ".nncourse"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "identity.json").write_text(identity)
 
 
 def seal(body: bytes, key: str) -> bytes:
@@ -156,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     km = start_kernel(workdir)
     header = read_header(sys.stdin.buffer)
     read_submission(sys.stdin.buffer, workdir)
+    if header.get("identity"):
+        write_identity(header["identity"])
     name = PurePosixPath(header["notebook"])
     notebook = workdir / name
     if name.is_absolute() or ".." in name.parts or not notebook.is_file():

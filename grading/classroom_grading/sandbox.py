@@ -120,10 +120,12 @@ def grading_environment(limits: Limits) -> dict[str, str]:
             "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
-def request(notebook_name: str, payload: bytes) -> tuple[bytes, str]:
-    """What the harness reads on its standard input, and the one-time key its result is sealed with."""
+def request(notebook_name: str, payload: bytes, identity: str = "") -> tuple[bytes, str]:
+    """What the harness reads on its standard input, and the one-time key its result is sealed with.
+    `identity` is the submitting student's (`identity.identity_json`), for personalised labs."""
     key = secrets.token_hex(32)
-    return json.dumps({"notebook": notebook_name, "key": key}).encode() + b"\n" + payload, key
+    header = {"notebook": notebook_name, "key": key, **({"identity": identity} if identity else {})}
+    return json.dumps(header).encode() + b"\n" + payload, key
 
 
 def result(stdout: bytes, key: str, seconds: float, exit_code: int | None, oom: bool) -> Result:
@@ -266,7 +268,7 @@ def remove_all(deployment: str, client: docker.DockerClient | None = None, exite
 
 def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
         labels: dict[str, str] | None = None, client: docker.DockerClient | None = None,
-        spare: bool = True) -> Result:
+        spare: bool = True, identity: str = "") -> Result:
     """Execute `notebook_name` from the tar `payload` in a fresh sandbox container.
 
     With `spare`, a sandbox started earlier for the same image, limits and labels is
@@ -276,7 +278,7 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
     spare_key = (image, limits, tuple(sorted((labels or {}).items())))
     box = (SPARES.take(spare_key) if spare else None) or start(image, limits, labels, client)
     started = time.monotonic()
-    data, key = request(notebook_name, payload)
+    data, key = request(notebook_name, payload, identity)
     try:
         raw = box.sock
         raw.sendall(data)
@@ -299,13 +301,13 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
     return result(stdout, key, seconds, exit_code, oom)
 
 
-def run_local(payload: bytes, notebook_name: str, limits: Limits) -> Result:
+def run_local(payload: bytes, notebook_name: str, limits: Limits, identity: str = "") -> Result:
     """Execute a notebook with the same harness as a plain subprocess, in a temporary folder.
 
     For course authors without Docker (`course/prove.py --executor local`): there is no
     isolation at all and no memory or process limit, so never use it on submissions.
     """
-    data, key = request(notebook_name, payload)
+    data, key = request(notebook_name, payload, identity)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sandbox-local-") as folder:
         env = {**os.environ, "HOME": folder, "IPYTHONDIR": f"{folder}/.ipython", **grading_environment(limits)}

@@ -30,8 +30,8 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.ioloop import IOLoop
 
-from . import gradebook, sandbox, worker
-from .export import inert_csv
+from . import gradebook, integrity, sandbox, worker
+from .export import artifact_columns, inert_csv
 from .store import LIMITS, TIMESTAMP_DIR, Store, StoreError, check_name
 
 log = logging.getLogger("classroom_grading")
@@ -106,10 +106,43 @@ class Grader:
             finally:
                 self.busy.discard(key)
 
-    def start(self) -> None:
+    async def prepare(self, students) -> int:
+        """Compute personalised references ahead of the deadline, one at a time while a worker
+        is idle: each student's solution run (their configuration) is then ready when they submit,
+        and a deadline burst costs what an unpersonalised one does. Returns how many it ran."""
+        ran = 0
+        for assignment in self.store.released():
+            for student in sorted(await students()):
+                if not self.queue.empty() or len(self.busy) >= self.workers:
+                    return ran
+                if not worker.needs_reference(self.store, assignment, student, self.options):
+                    continue
+                self.busy.add(("", f"prepare {assignment} {student}"))
+                try:
+                    await IOLoop.current().run_in_executor(
+                        self.pool, worker.prepare, str(self.store.root), self.store.course_id,
+                        assignment, student, self.options)
+                    ran += 1
+                except Exception as error:  # noqa: BLE001 - grading computes it again when they submit
+                    log.warning("preparing %s's reference of %s failed: %s", student, assignment, error)
+                finally:
+                    self.busy.discard(("", f"prepare {assignment} {student}"))
+        return ran
+
+    async def prepare_forever(self, students, every: float = 30.0) -> None:
+        while True:
+            try:
+                await self.prepare(students)
+            except Exception:  # noqa: BLE001 - try again later
+                log.exception("preparing personalised references failed")
+            await asyncio.sleep(every)
+
+    def start(self, students=None) -> None:
         self.recover()
         for _ in range(self.workers):
             IOLoop.current().spawn_callback(self.consume)
+        if students is not None and self.options.get("identity_secret"):
+            IOLoop.current().spawn_callback(self.prepare_forever, students)
 
 
 class Base(HubOAuthenticated, web.RequestHandler):
@@ -217,7 +250,7 @@ def progress(store: Store) -> dict[str, Any]:
         if job["status"] in STATES:
             entry[job["status"]] += 1
         row = {k: job.get(k) for k in ("student", "timestamp", "status", "score", "max_score", "seconds_late",
-                                       "error", "sandbox", "awaiting_hand_grading")}
+                                       "error", "sandbox", "awaiting_hand_grading", "artifact")}
         book = graded.get((job["assignment"], job["student"]))
         if book and book["timestamp"] and book["timestamp"].strftime(TIMESTAMP_DIR) == job["timestamp"]:
             row.update({k: book[k] for k in ("score", "max_score", "seconds_late")},
@@ -286,10 +319,28 @@ class ExportHandler(Base):
             target = Path(folder) / "grades.csv"
             with Gradebook(f"sqlite:///{self.store.course / 'gradebook.db'}", self.store.course_id) as gb:
                 CsvExportPlugin(to=str(target)).export(gb)
-            data = inert_csv(target.read_text()).encode()
+            data = inert_csv(artifact_columns(self.store, target.read_text())).encode()
         self.set_header("Content-Type", "text/csv")
         self.set_header("Content-Disposition", f'attachment; filename="{self.store.course_id}-grades.csv"')
         self.finish(data)
+
+
+class ArtifactHandler(Base):
+    """GET (instructors): the signed artifact of a student's latest graded submission, or ?timestamp=."""
+
+    @web.authenticated
+    async def get(self, assignment: str, student: str) -> None:
+        await self.require_instructor()
+        check_name("assignment", assignment)
+        check_name("user", student)
+        stamps = self.store.submissions(student, assignment)
+        stamp = self.get_argument("timestamp", stamps[-1] if stamps else "")
+        path = self.store.artifact_path(student, assignment, check_name("timestamp", stamp) if stamp else "none")
+        if not path.is_file():
+            raise web.HTTPError(404, f"no signed artifact of {assignment} by {student} (graded yet?)")
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Disposition", f'attachment; filename="{assignment}-{student}-{stamp}.json"')
+        self.finish(path.read_bytes())
 
 
 class PageHandler(Base):
@@ -314,11 +365,22 @@ class PageHandler(Base):
                 score = "" if sub.get("score") is None else f"{sub['score']:g} / {sub['max_score']:g}"
                 if sub.get("awaiting_hand_grading"):
                     score += " (awaiting hand grading)"
+                artifact = sub.get("artifact") or {}
+                signed = ""
+                if artifact:
+                    link = url_path_join(self.settings["prefix"], "api/assignments", name, "artifacts",
+                                         f"{sub['student']}.json") + f"?timestamp={sub['timestamp']}"
+                    configuration = artifact.get("configuration")
+                    shown = ", ".join(f"{k} {v}" for k, v in sorted(configuration.items())
+                                      if k not in ("lab", "student")) if isinstance(configuration, dict) else ""
+                    signed = (f"<a href='{html.escape(link)}'>artifact {html.escape(artifact.get('short_hash', ''))}</a>"
+                              + (f"<br><span class='cfg'>{html.escape(shown)}</span>" if shown else ""))
                 rows.append(f"<tr class='sub'><td>{html.escape(sub['student'])}</td>"
                             f"<td>{html.escape(sub['status'])} {html.escape(sub.get('error') or '')}</td>"
-                            f"<td>{score}</td><td colspan=2>{html.escape(sub['timestamp'])}</td></tr>")
+                            f"<td>{score}</td><td>{html.escape(sub['timestamp'])}</td><td>{signed}</td></tr>")
         prefix = self.settings["prefix"]
         self.finish(PAGE.format(course=html.escape(self.store.course_id), rows="\n".join(rows),
+                                public_key=html.escape(self.settings["public_key"] or "none (no artifact secret)"),
                                 csv=url_path_join(prefix, "api/grades.csv"),
                                 formgrader=self.settings["formgrader_url"]))
 
@@ -327,27 +389,29 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Grading · {co
 <meta http-equiv="refresh" content="10">
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}tr.sub td{{color:#444;font-size:.9em}}
-tr.warn td{{color:#8a4b00;background:#fff6e0}}</style>
+tr.warn td{{color:#8a4b00;background:#fff6e0}}.cfg{{font-size:.85em;color:#666}}</style>
 </head><body><h1>Grading · {course}</h1>
 <p><a href="{csv}">Export grades (CSV)</a> · <a href="{formgrader}" target="_blank">Formgrader</a>
 (create, release, grade by hand, feedback)</p>
+<p>Artifacts are signed with the public key <code>{public_key}</code>; verify one with
+<code>make verify-artifact ARTIFACT=file.json</code> on the classroom's host.</p>
 <table><tr><th>Assignment</th><th>Progress</th><th>Autograde</th><th>Feedback</th><th>Deadline</th></tr>
 {rows}</table></body></html>"""
 
 
-def make_instructors(hub_api: str, token: str):
-    """An async function returning the `instructors` group's members, cached for 30 s."""
+def make_group(hub_api: str, token: str, group: str):
+    """An async function returning a hub group's members, cached for 30 s."""
     cache: dict[str, Any] = {"at": 0.0, "members": set()}
 
-    async def instructors() -> set[str]:
+    async def members() -> set[str]:
         if time.monotonic() - cache["at"] > 30:
             response = await AsyncHTTPClient().fetch(HTTPRequest(
-                url_path_join(hub_api, "groups/instructors"), headers={"Authorization": f"token {token}"}))
+                url_path_join(hub_api, "groups", group), headers={"Authorization": f"token {token}"}))
             cache["members"] = set(json.loads(response.body)["users"])
             cache["at"] = time.monotonic()
         return cache["members"]
 
-    return instructors
+    return members
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -364,13 +428,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cell-timeout", type=int, default=120)
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--formgrader-url", default="/services/formgrader/formgrader")
+    parser.add_argument("--term", default="", help="part of every student's identity (grading.term)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     store = Store(Path(args.root), args.course_id)
     store.ensure()
     options = {"image": args.image, "deployment": args.deployment, "memory": args.memory, "cpus": args.cpus,
-               "pids": args.pids, "timeout": args.timeout, "cell_timeout": args.cell_timeout}
+               "pids": args.pids, "timeout": args.timeout, "cell_timeout": args.cell_timeout, "term": args.term,
+               # Secrets come in the environment, never on a command line that `ps` shows.
+               "identity_secret": os.environ.get("CLASSROOM_IDENTITY_SECRET", ""),
+               "artifact_secret": os.environ.get("CLASSROOM_ARTIFACT_SECRET", "")}
     workers = args.workers or default_workers(args.memory)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/grading/")
     hub_auth = HubOAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
@@ -388,13 +456,15 @@ def main(argv: list[str] | None = None) -> None:
         (url_path_join(prefix, api, "feedback.tar.gz"), FeedbackHandler),
         (url_path_join(prefix, api, "settings"), SettingsHandler),
         (url_path_join(prefix, api, "regrade"), RegradeHandler),
+        (url_path_join(prefix, api, r"artifacts/([^/]+)\.json"), ArtifactHandler),
         (url_path_join(prefix, "api/progress"), ProgressHandler),
         (url_path_join(prefix, "api/grades.csv"), ExportHandler),
     ], hub_auth=hub_auth, store=store, grader=grader, prefix=prefix, formgrader_url=args.formgrader_url,
-        instructors=make_instructors(hub_auth.api_url, hub_auth.api_token),
+        instructors=make_group(hub_auth.api_url, hub_auth.api_token, "instructors"),
+        public_key=integrity.public_key(options["artifact_secret"]) if options["artifact_secret"] else "",
         cookie_secret=os.urandom(32))
     app.listen(args.port, max_body_size=LIMITS.max_upload + 1024 * 1024)
-    grader.start()
+    grader.start(students=make_group(hub_auth.api_url, hub_auth.api_token, "students"))
     log.info("grading %s from %s with %d worker(s), sandboxes from %s", store.course_id, store.root,
              workers, args.image)
     IOLoop.current().start()

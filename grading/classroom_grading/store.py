@@ -304,6 +304,10 @@ class Store:
                 cell for cell, recs in json.loads(path.read_text()).items() if not cell.startswith("_") and not recs)
         return {notebook: sorted(cells) for notebook, cells in found.items() if cells}
 
+    def artifact_path(self, student: str, assignment: str, stamp: str) -> Path:
+        """The signed artifact of a graded submission (see `integrity`)."""
+        return self.state / "artifacts" / assignment / student / f"{stamp}.json"
+
     def job_path(self, student: str, assignment: str, stamp: str) -> Path:
         return self.state / "jobs" / student / assignment / f"{stamp}.json"
 

@@ -58,6 +58,19 @@ class ClassroomSpawner(DockerSpawner):
         help="Value of the org.classroom.deployment label on this hub's containers, to count its GPUs apart from other deployments'.",
     )
 
+    identity_secret = Unicode(
+        "",
+        config=True,
+        help="""The deployment's identity secret. With it, each server gets NNCOURSE_IDENTITY, the
+        person's name and key for personalised labs (classroom_grading.identity); empty: none.""",
+    )
+
+    identity_term = Unicode(
+        "",
+        config=True,
+        help="The term, part of every identity: change it to give every student new lab configurations.",
+    )
+
     _gpu_lock = asyncio.Lock()
 
     def _options_form_default(self) -> str:
@@ -124,13 +137,22 @@ class ClassroomSpawner(DockerSpawner):
         return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                             "TF_NUM_INTRAOP_THREADS")}
 
+    def identity_environment(self) -> dict[str, str]:
+        """NNCOURSE_IDENTITY: this person's own identity, from which nncourse.personal derives their
+        configuration of each personalised lab. It holds their key, never the secret."""
+        if not self.identity_secret:
+            return {}
+        from classroom_grading.identity import identity_json
+
+        return {"NNCOURSE_IDENTITY": identity_json(self.identity_secret, self.identity_term, self.user.name)}
+
     async def start(self) -> Any:
         """Apply the profile and limits, then start the container."""
         profile = self.selected_profile()
         if profile.get("image"):
             self.image = profile["image"]
         self.apply_group_limits()
-        self.environment = {**self.environment, **self.thread_environment()}
+        self.environment = {**self.environment, **self.thread_environment(), **self.identity_environment()}
         self.extra_create_kwargs = dict(self.extra_create_kwargs)
         labels = dict(self.extra_create_kwargs.get("labels", {}))
         labels["org.classroom.deployment"] = self.deployment_label
