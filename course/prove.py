@@ -131,7 +131,7 @@ COURSE_ID = "proof"
 MIN_SECONDS = 1.0
 FAST_MODE_ENV = "NNCOURSE_FAST_MODE"
 RECORD_MIME = "application/vnd.classroom.record+json"
-SOLUTION, BLANK = "solution", "blank"
+SOLUTION, BLANK, COPIER = "solution", "blank", "copier"
 
 # Attacks whose code in the attack set is generic: used as they are.
 VERBATIM_ATTACKS = ("exit_early", "fork_bomb", "memory_hog", "infinite_loop", "output_flood")
@@ -480,6 +480,28 @@ def submission_tar(release: Path, notebooks: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def personalised(nb: Any) -> str:
+    from classroom_grading.references import personalised as marked
+
+    return marked(nb)
+
+
+def copied_from_solution(source_nb: Any, options: dict[str, Any]) -> bytes:
+    """The solution as a classmate (the student SOLUTION) would hand it over: a first cell makes
+    every lab_config call give the classmate's configuration, whoever runs it."""
+    from classroom_grading.identity import personal_key
+
+    key = personal_key(options["identity_secret"], options["term"], SOLUTION)
+    nb = nbformat.from_dict(json.loads(json.dumps(source_nb)))
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        "import nncourse.personal as _personal\n"
+        "_theirs = _personal.Identity(%r, %r, 'hub')\n"
+        "_lab_config = _personal.lab_config\n"
+        "_personal.lab_config = lambda lab, space=None, who=None: _lab_config(lab, space, who=_theirs)"
+        % (SOLUTION, key)))
+    return nbformat.writes(nb).encode()
+
+
 # --- in the worker processes ---------------------------------------------------------------
 
 def prepare_worker(executor: str, path: str) -> None:
@@ -489,8 +511,9 @@ def prepare_worker(executor: str, path: str) -> None:
     if executor == "local":
         from classroom_grading import sandbox
 
-        def run_without_container(image, payload, notebook_name, limits, labels=None, client=None, spare=True):
-            return sandbox.run_local(payload, notebook_name, limits)
+        def run_without_container(image, payload, notebook_name, limits, labels=None, client=None, spare=True,
+                                  identity=""):
+            return sandbox.run_local(payload, notebook_name, limits, identity)
 
         sandbox.run = run_without_container
 
@@ -539,7 +562,10 @@ class Prover:
         self.args = args
         self.units = units
         self.store = Store(args.workdir, COURSE_ID)
-        self.options = {**grading_options(), "image": args.image or "", "deployment": args.deployment}
+        # Every submission runs with its student's identity, as in the service: a personalised
+        # notebook's solution runs once per student, with that student's configuration.
+        self.options = {**grading_options(), "image": args.image or "", "deployment": args.deployment,
+                        "identity_secret": uuid.uuid4().hex, "term": "proof"}
         self.budgets = load_budgets(args.source.parent / "budgets.yml")
         self.exploits, self.lab_first_cell = load_attack_set()
         self.attack_names = list(self.exploits)
@@ -592,8 +618,10 @@ class Prover:
     def released(self, unit: str, stem: str) -> Any:
         return nbformat.read(self.store.exchange / "outbound" / unit / f"{stem}.ipynb", as_version=4)
 
-    def reference(self, unit: str, stem: str) -> dict[str, Any]:
-        path = self.store.state / "reference" / unit / f"{stem}.json"
+    def reference(self, unit: str, stem: str, student: str = SOLUTION) -> dict[str, Any]:
+        from classroom_grading.references import reference_file
+
+        path = reference_file(self.store.state / "reference", unit, stem, student)
         return json.loads(path.read_text()) if path.is_file() else {}
 
     # what to hand in
@@ -652,7 +680,12 @@ class Prover:
                 entry = substitutes.setdefault(n, Submission(unit, f"substitute-{n}", {}, {}))
                 entry.notebooks[proof.stem] = nbformat.writes(nb).encode()
                 entry.purpose[proof.stem] = {"kind": "substitute", "substitute": substitute}
-        return found + list(attacks.values()) + list(substitutes.values())
+        copied = Submission(unit, COPIER, {}, {})
+        for proof in proofs:
+            if personalised(self.sources[proof.key]):
+                copied.notebooks[proof.stem] = copied_from_solution(self.sources[proof.key], self.options)
+                copied.purpose[proof.stem] = {"kind": "copied"}
+        return found + list(attacks.values()) + list(substitutes.values()) + ([copied] if copied.notebooks else [])
 
     # grading
     def run(self) -> None:
@@ -732,6 +765,8 @@ class Prover:
                 if score:
                     proof.problems.append(f"attack {name} scores {score:g}/{max_score:g} "
                                           f"({', '.join(given)}): record values those cells cannot forge")
+            elif kind == "copied":
+                self.judge_copied(proof, cells, score, max_score)
             else:
                 self.judge_substitute(proof, purpose["substitute"], cells, run)
 
@@ -757,6 +792,24 @@ class Prover:
             if not names and cell["calls_record"]:
                 proof.problems.append(f"test cell {grade_id} records nothing when the solution runs: its "
                                       "record calls never run")
+
+    def judge_copied(self, proof: Proof, cells: dict, score: float, max_score: float) -> None:
+        """A classmate's solution, run with the classmate's configuration: every test cell whose
+        solution records depend on the configuration must score nothing, and there must be such
+        cells beyond the configuration record itself (else the lab is not personalised)."""
+        mine, theirs = self.reference(proof.unit, proof.stem, COPIER), self.reference(proof.unit, proof.stem)
+        dependent = sorted(g for g in theirs if not g.startswith("_") and mine.get(g) != theirs.get(g))
+        beyond = [g for g in dependent
+                  if {n for n in theirs[g] if mine.get(g, {}).get(n) != theirs[g][n]} - {"configuration"}]
+        given = sorted(g for g in dependent if cells.get(g, [0, 0])[0])
+        proof.attacks["copied"] = {"score": score, "cells_with_points": given, "dependent_cells": dependent}
+        if given:
+            proof.problems.append(f"a classmate's solution, with the classmate's configuration, scores in "
+                                  f"{', '.join(given)}: those cells must record values that depend on the "
+                                  "configuration")
+        if not beyond:
+            proof.problems.append("personalised, but no test cell records a value that depends on the student's "
+                                  "configuration besides the configuration itself")
 
     def judge_substitute(self, proof: Proof, substitute: dict, cells: dict, run: dict) -> None:
         given = sorted(t for t in substitute["tests"] if cells.get(t, [0, 0])[0])

@@ -20,10 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 KIND = "classroom graded submission"
 
 
@@ -31,8 +27,10 @@ class BadArtifact(ValueError):
     """An artifact that is not one this deployment signed, as it signed it."""
 
 
-def private_key(secret: str) -> Ed25519PrivateKey:
-    """The signing key, derived from the deployment's `artifact_secret` (hex or any text)."""
+def private_key(secret: str):
+    """The signing key (Ed25519), derived from the deployment's `artifact_secret`."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     if not secret:
         raise ValueError("the artifact secret is empty; the deploy generates it in "
                          "STATE_DIR/hub/secrets/artifact_secret")
@@ -41,6 +39,8 @@ def private_key(secret: str) -> Ed25519PrivateKey:
 
 def public_key(secret: str) -> str:
     """The verifying key as 64 hex digits (publish it; it cannot sign)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     return private_key(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
@@ -58,6 +58,9 @@ def verify(document: Any, public_key_hex: str) -> dict[str, Any]:
     """The artifact's body when `document` was signed by the holder of `public_key_hex`;
     raises BadArtifact otherwise. The key inside the document is not trusted: a forger
     would put their own there."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if not isinstance(document, dict) or not isinstance(document.get("artifact"), dict) \
             or not isinstance(document.get("signature"), str):
         raise BadArtifact("not a signed artifact: expected {\"artifact\": {...}, \"signature\": HEX}")
