@@ -92,6 +92,74 @@ def throughput(deployment, teacher: Person, count: int = 60) -> dict:
             "wrong_or_failed": wrong}
 
 
+def place_and_regrade(deployment, teacher: Person, assignment: str, notebook: str,
+                      notebooks: dict[str, bytes]) -> tuple[str, float, list[str]]:
+    """Put one submission per student in the inbound folder, queue them with Regrade; (stamp, start, queued)."""
+    grading = f"{deployment.name}-grading"
+    stamp = time.strftime("%Y%m%dT%H%M%S.000000Z", time.gmtime())
+    files = {}
+    for student, data in notebooks.items():
+        files[f"{student}/{assignment}/{stamp}/{notebook}.ipynb"] = data
+        files[f"{student}/{assignment}/{stamp}/timestamp.txt"] = time.strftime(
+            "%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime()).encode()
+    subprocess.run(["docker", "cp", "-", f"{grading}:/srv/course/exchange/inbound/"], input=_tar(files), check=True)
+    began = time.monotonic()
+    queued = _api(deployment, teacher, "POST", f"api/assignments/{assignment}/regrade").json()["queued"]
+    return stamp, began, queued
+
+
+def wait_all(deployment, teacher: Person, assignment: str, stamp: str, names: set[str]) -> list[dict]:
+    def finished():
+        subs = _api(deployment, teacher, "GET", "api/progress").json()["assignments"][assignment]["submissions"]
+        mine = [s for s in subs if s["student"] in names and s["timestamp"] == stamp]
+        return mine if len(mine) == len(names) and all(s["status"] in ("done", "failed") for s in mine) else None
+    return wait_for(finished, 3600, f"the bench submissions of {assignment} to be graded", interval=2)
+
+
+def personalised(deployment, teacher: Person, course: str, roster: list[str]) -> dict:
+    """What personalisation costs for a class: the personalised lab graded for students whose
+    solution run is not ready (cold: computed at grading time, one more sandbox run each), and for
+    the roster's students once the service has prepared theirs while idle (warm), against the same
+    class size of the unpersonalised lab (`service`)."""
+    from tests.integration import personal_lab as plab
+
+    def formgrader(method, path, **kwargs):
+        return requests.request(method, f"{deployment.service_url('formgrader')}/{path}", timeout=300,
+                                headers={"Authorization": f"token {teacher.token}"}, **kwargs)
+    for folder in (course, f"{course}/source", f"{course}/source/{plab.ASSIGNMENT}"):
+        formgrader("PUT", f"api/contents/{folder}", json={"type": "directory"})
+    formgrader("PUT", f"api/contents/{course}/source/{plab.ASSIGNMENT}/{plab.NOTEBOOK}.ipynb",
+               json={"type": "notebook", "format": "json", "content": plab.source_notebook()})
+    released_at = time.monotonic()
+    for step in ("assign", "release"):
+        assert formgrader("POST", f"formgrader/api/assignment/{plab.ASSIGNMENT}/{step}").json()["success"]
+    own = nbformat.writes(plab.student_notebook()).encode()
+    results = {}
+    # Cold: names that are not on the roster, so nothing was prepared for them.
+    cold = {f"p{i:03d}": own for i in range(len(roster))}
+    stamp, began, _ = place_and_regrade(deployment, teacher, plab.ASSIGNMENT, plab.NOTEBOOK, cold)
+    jobs = wait_all(deployment, teacher, plab.ASSIGNMENT, stamp, set(cold))
+    seconds = time.monotonic() - began
+    results["cold"] = {"submissions": len(cold), "seconds": round(seconds, 1),
+                       "per_minute": round(len(cold) / seconds * 60, 1),
+                       "wrong_or_failed": [j["student"] for j in jobs if j["score"] != plab.TOTAL_POINTS]}
+    # Warm: the roster's references, prepared by the service while idle.
+    reference = f"/srv/course/grading/reference/{plab.ASSIGNMENT}/{plab.NOTEBOOK}"
+    ready = lambda: int(docker("exec", f"{deployment.name}-grading", "sh", "-c",  # noqa: E731
+                               f"ls {reference} 2>/dev/null | grep -c '^s' || true") or 0)
+    wait_for(lambda: ready() >= len(roster), 3600, "the roster's references to be prepared", interval=5)
+    results["prepared_ahead"] = {"students": len(roster),
+                                 "seconds_since_release": round(time.monotonic() - released_at, 1)}
+    stamp, began, _ = place_and_regrade(deployment, teacher, plab.ASSIGNMENT, plab.NOTEBOOK,
+                                        {name: own for name in roster})
+    jobs = wait_all(deployment, teacher, plab.ASSIGNMENT, stamp, set(roster))
+    seconds = time.monotonic() - began
+    results["warm"] = {"submissions": len(roster), "seconds": round(seconds, 1),
+                       "per_minute": round(len(roster) / seconds * 60, 1),
+                       "wrong_or_failed": [j["student"] for j in jobs if j["score"] != plab.TOTAL_POINTS]}
+    return results
+
+
 def nbgrader_serial(image: str, course: str, count: int = 60) -> dict:
     """nbgrader's own autograde of the same submissions, one process, in the CPU image."""
     with tempfile.TemporaryDirectory(prefix="nbgrader-serial-") as folder:
@@ -191,6 +259,11 @@ def run(deployment, teacher_name: str = "teacher", count: int = 60) -> dict:
     results["service"] = throughput(deployment, teacher, count)
     results["nbgrader_serial"] = nbgrader_serial(deployment.settings()["images"]["cpu"], course, count)
     results["speedup"] = round(results["service"]["per_minute"] / results["nbgrader_serial"]["per_minute"], 2)
+    roster = sorted(n for n in deployment.passwords if n.startswith("s"))[:count]
+    results["personalised"] = personalised(deployment, teacher, course, roster)
+    for phase in ("cold", "warm"):
+        results["personalised"][phase]["cost_vs_unpersonalised"] = round(
+            results["service"]["per_minute"] / results["personalised"][phase]["per_minute"], 2)
     return results
 
 
