@@ -17,7 +17,7 @@ CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG))
 INVENTORY_ARG := $(if $(INVENTORY),--inventory $(INVENTORY))
 DRIVER := $(BIN)/python ansible/classroom.py
 
-.PHONY: help deploy remove validate hash-password verify-artifact prestart test test-unit test-images test-integration bench lock clean
+.PHONY: help deploy remove validate hash-password data verify-artifact prestart test test-unit test-images test-integration bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ validate: $(BIN)/.installed ## check the operator file without changing anything
 
 hash-password: $(BIN)/.installed ## print a bcrypt hash to put in a roster entry's password_hash
 	@$(DRIVER) hash-password
+
+data: $(BIN)/.installed ## fill the data folder (MNIST, CIFAR-10) from FROM=folder-or-URL, checksums verified
+	$(DRIVER) data --source "$(FROM)" $(CONFIG_ARG)
 
 verify-artifact: $(BIN)/.installed ## verify artifacts the grading service signed (ARTIFACT="a.json b.json")
 	$(DRIVER) verify-artifact $(ARTIFACT) $(CONFIG_ARG)

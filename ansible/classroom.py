@@ -9,6 +9,7 @@ there is one way the playbooks are run:
     python ansible/classroom.py remove   [--config FILE] [--inventory FILE] [--delete-volumes]
     python ansible/classroom.py hash-password
     python ansible/classroom.py verify-artifact FILE... [--config FILE]
+    python ansible/classroom.py data --source FOLDER-OR-URL [--config FILE]
 
 The operator file is merged over `config/defaults.yml` and checked against
 `config/schema.yml` before Ansible starts, so a wrong key or value changes
@@ -237,6 +238,30 @@ def _print_summary(action: str, result: RunResult) -> None:
     print(f"\nclassroom {action} {state}: {result.changed} changed task(s).")
 
 
+def fill_data(source: str, config_file: Path | None) -> int:
+    """Fill this host's data folder (`data_dir`) from `source`, verifying every file's checksum."""
+    import datafolder
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not config["data_dir"]:
+        print("error: data_dir is empty in the operator file: set it to a host folder (for example "
+              "/srv/classroom-data), deploy, then run make data again", file=sys.stderr)
+        return 2
+    if "://" not in source and not Path(source).is_dir():
+        print(f"error: {source} is neither a folder nor a URL: give FROM=/path/to/files or FROM=https://mirror/",
+              file=sys.stderr)
+        return 2
+    report = datafolder.fill(Path(config["data_dir"]), source)
+    print("\n".join(report.lines()))
+    print(f"data folder {config['data_dir']}: {len(report.installed)} installed, {len(report.present)} already there, "
+          f"{len(report.missing)} missing (notebooks use their packaged fallback), {len(report.corrupt)} corrupt.")
+    return 1 if report.corrupt else 0
+
+
 def verify_artifacts(paths: list[Path], config_file: Path | None) -> int:
     """Verify signed artifacts with the public half of this deployment's artifact secret."""
     try:
@@ -270,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--delete-volumes", action="store_true",
                                  help="also delete every student's home volume and the hub's data")
     sub.add_parser("hash-password", help="read a password and print its bcrypt hash for the roster")
+    data = sub.add_parser("data", help="fill the data folder (data_dir) from a folder or mirror URL, checksums verified")
+    data.add_argument("--source", required=True, help="a local folder or a mirror's base URL holding the files")
+    data.add_argument("--config", type=Path, help="operator file (YAML); default: the defaults")
     check = sub.add_parser("verify-artifact", help="verify artifacts signed by this deployment's grading service")
     check.add_argument("artifacts", nargs="+", type=Path)
     check.add_argument("--config", type=Path, help="operator file (YAML); default: the defaults")
@@ -277,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "verify-artifact":
         return verify_artifacts(args.artifacts, args.config)
+    if args.command == "data":
+        return fill_data(args.source, args.config)
 
     if args.command == "hash-password":
         import bcrypt

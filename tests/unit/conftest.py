@@ -24,4 +24,5 @@ def load(name: str, path: str):
 
 
 load("classroom_driver", "ansible/classroom.py")
+load("datafolder", "ansible/datafolder.py")
 load("sync_course", "images/singleuser/sync_course.py")
