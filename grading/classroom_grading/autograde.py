@@ -69,7 +69,11 @@ def visible_source(source: str) -> str:
 
 
 def fail_cell(cell: Any, message: str) -> None:
-    cell.outputs.append(nbformat.v4.new_output(
+    """Give a test cell the grader's failing verdict, as its first output: nbgrader grades a cell
+    by its outputs in order and stops at the first error or execute_result (whose value it takes
+    as a partial grade, or full marks), so a result the student's code produced must not come
+    before the verdict."""
+    cell.outputs.insert(0, nbformat.v4.new_output(
         "error", ename=VERDICT, evalue=message, traceback=[f"{VERDICT}: {message}"]))
 
 

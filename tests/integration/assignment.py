@@ -282,7 +282,8 @@ def _attack(first_cell: str, rest: dict[str, str] | None = None) -> dict[str, st
 
 
 def exploit_rewrite_cells() -> dict[str, str]:
-    """Rewrite every later cell (the test cells included) before IPython runs it."""
+    """Rewrite every later cell (the test cells included) before IPython runs it, each ending in
+    an expression whose result nbgrader would take as the cell's grade."""
     return _attack('''
 import torch, nncourse
 
@@ -295,6 +296,9 @@ _FAKE = [
     "nncourse.record('relu of fixed values', torch.zeros(1, 5))\\n",
     "nncourse.record('softmax of fixed rows', torch.zeros(2, 3))\\n",
     "nncourse.record('mse of fixed vectors', torch.tensor(0.0))\\n",
+    # An expression last: nbgrader reads a cell's first execute_result as its grade ("full
+    # marks" is not a number, so full credit) unless the verdict's error comes before it.
+    "'full marks'\\n",
 ]
 
 def _rewrite(lines):
