@@ -256,9 +256,22 @@ def layer_stats(traces: Sequence[LayerTrace]) -> list[LayerStats]:
 
 
 def _histogram(ax: Axes, values: np.ndarray, bins: int, colour: str, log_counts: bool) -> None:
+    """Draw a histogram of ``values``; a constant (all gradients 0, say) is one labelled bar."""
     finite = values[np.isfinite(values)]
-    if finite.size == 0 or finite.min() == finite.max():
-        ax.axvline(float(finite[0]) if finite.size else 0.0, color=colour)
+    if finite.size == 0:
+        ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
+        return
+    if finite.min() == finite.max():
+        value = float(finite[0])
+        ax.hist(
+            finite,
+            bins=1,
+            range=(value - 0.5, value + 0.5),
+            color=colour,
+            alpha=0.8,
+            log=log_counts,
+        )
+        ax.text(0.5, 0.5, f"all {value:g}", ha="center", va="center", transform=ax.transAxes)
         return
     ax.hist(finite, bins=bins, color=colour, alpha=0.8, log=log_counts)
 

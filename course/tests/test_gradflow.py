@@ -171,3 +171,17 @@ def test_he_initialisation_keeps_relu_activations_steady_where_the_default_does_
     small = layer_stats(trace_layers(stack(math.sqrt(1 / 3)), x))
     assert 0.2 < he[-1].activation_std / he[0].activation_std < 5
     assert small[-1].activation_std / small[0].activation_std < 1e-6
+
+
+def test_histograms_of_a_dead_network_say_all_zero() -> None:
+    """Does a layer whose values are all 0 get one labelled bar instead of an empty panel?"""
+    model = _stack(depth=2)
+    with torch.no_grad():
+        model[0].bias.fill_(-1e3)  # layer 1 dead for every input, so no gradient below layer 2
+    traces = trace_layers(
+        model, torch.randn(8, 8), torch.zeros(8, dtype=torch.long), F.cross_entropy
+    )
+    figure = plot_layer_histograms(traces)
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert "all 0" in texts
+    assert figure.axes[0].get_title().endswith("dead 100%")
