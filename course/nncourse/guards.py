@@ -613,6 +613,19 @@ def _refuse_start(*args: Any, **kwargs: Any) -> None:
     raise entry.refusal("a new thread or process (the guard watches this thread only)")
 
 
+def _start_helper_threads() -> None:
+    """Start, before the starters are refused, the threads the kernel itself starts on demand:
+    pyzmq's garbage collector, started the first time a frame of 64 KiB or more is sent without a
+    copy (a record of a few thousand floats). Refused inside a block, it left that message
+    half-sent and the notebook broken."""
+    zmq_garbage = sys.modules.get("zmq.utils.garbage")
+    if zmq_garbage is None and "zmq" in sys.modules:
+        zmq_garbage = importlib.import_module("zmq.utils.garbage")
+    collector = getattr(zmq_garbage, "gc", None)
+    if collector is not None and not collector.is_alive():
+        collector.start()
+
+
 def _patch_starters() -> None:
     """Replace the thread and process starters (first active guard only)."""
     for module_name, attribute in _STARTERS:
@@ -792,6 +805,7 @@ class _Entry:
 
     def enter(self) -> None:
         """Forbid: swap code, patch starters, block re-imports, switch autograd off, push modes."""
+        _start_helper_threads()
         for function, label in zip(self.plan.functions, self.plan.labels, strict=True):
             _swap_in(function, label, self)
             self.undo.append(functools.partial(_swap_out, function, self))

@@ -614,3 +614,22 @@ def test_the_guard_is_cheap_to_enter(probs) -> None:
         with guard:
             by_hand_bce(*probs)
     assert (time.perf_counter() - start) / 20 < 0.02
+
+
+def test_a_large_zero_copy_message_can_be_sent_inside_a_block():
+    """pyzmq starts its garbage-collector thread on the first zero-copy send of 64 KiB or more
+    (what a kernel does with a large record); the guard starts it beforehand instead of refusing it."""
+    import zmq
+
+    context = zmq.Context.instance()
+    sender, receiver = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    sender.bind("inproc://guard-large-frame")
+    receiver.connect("inproc://guard-large-frame")
+    payload = bytes(200_000)
+    try:
+        with nncourse.forbid("torch.tanh", rule="tanh by hand"):
+            sender.send(payload, copy=False)
+        assert receiver.recv() == payload
+    finally:
+        sender.close(linger=0)
+        receiver.close(linger=0)
