@@ -17,7 +17,8 @@ def to_float64(values: Any) -> torch.Tensor:
     """Return ``values`` as a detached float64 CPU tensor."""
     if isinstance(values, torch.Tensor):
         return values.detach().to(device="cpu", dtype=torch.float64)
-    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+    # A copy: torch cannot wrap NumPy views with negative strides (``a[::-1]``).
+    return torch.as_tensor(np.array(values, dtype=np.float64))
 
 
 def labelled_points(

@@ -180,3 +180,8 @@ def test_check_close_shows_expected_and_actual() -> None:
         check_close("probs", [0.3, 0.6, 0.1], [0.3, 0.7])
     with pytest.raises(AssertionError, match="contains NaN"):
         check_close("loss", float("nan"), 1.0)
+
+
+def test_check_close_takes_reversed_numpy_arrays() -> None:
+    values = np.arange(5.0)
+    check_close("reversed", values[::-1], np.array([4.0, 3.0, 2.0, 1.0, 0.0]))
