@@ -292,7 +292,10 @@ def _functions_behind(obj: Any) -> list[types.FunctionType]:
 
 
 def _methods_of(cls: type) -> list[types.FunctionType]:
-    """The Python functions defined in a class's own body (methods, properties, static ones)."""
+    """The Python functions defined in a class's own body (methods, properties, static ones).
+
+    Functions of other modules that a class holds are left out: an Enum class holds
+    ``enum.Enum.__new__``, which every Enum in the process shares (``signal.Signals(2)``)."""
     found: list[types.FunctionType] = []
     for value in vars(cls).values():
         if isinstance(value, property):
@@ -302,7 +305,7 @@ def _methods_of(cls: type) -> list[types.FunctionType]:
         else:
             parts = [value]
         for part in parts:
-            found.extend(_functions_behind(part))
+            found.extend(f for f in _functions_behind(part) if getattr(f, "__module__", None) == cls.__module__)
     return found
 
 

@@ -633,3 +633,21 @@ def test_a_large_zero_copy_message_can_be_sent_inside_a_block():
     finally:
         sender.close(linger=0)
         receiver.close(linger=0)
+
+
+def test_forbidding_a_module_with_an_enum_leaves_every_other_enum_working(tmp_path, monkeypatch) -> None:
+    """An Enum class holds enum.Enum.__new__, shared by every Enum in the process: forbidding the
+    module that defines it must not refuse signal.Signals(2) (a kernel's own lookups hang on it)."""
+    import signal
+
+    (tmp_path / "module_with_enum.py").write_text(
+        "import enum\n\nclass Colour(enum.Enum):\n    RED = 1\n\n    def shade(self):\n        return 'dark'\n\n"
+        "def helper(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("module_with_enum")
+    with nncourse.forbid("module_with_enum", rule="no helper"):
+        assert signal.Signals(2) is signal.SIGINT
+        with pytest.raises(nncourse.ForbiddenError):
+            module.helper(1)
+        with pytest.raises(nncourse.ForbiddenError):
+            module.Colour.RED.shade()
