@@ -1,7 +1,8 @@
 """A student's first session, end to end, against a real hub spawning real containers."""
 import pytest
+import requests
 
-from tests.integration.fixtures import Person, docker
+from tests.integration.fixtures import Person, docker, wait_for
 
 pytestmark = pytest.mark.usefixtures("explain")
 
@@ -82,3 +83,28 @@ open("/tmp/pkg/pyproject.toml", "w").write('[build-system]\\nrequires=["setuptoo
     assert "PLAIN 1" in output, output
     assert "USER 0" in output, output
     assert alice.run("import tinypkg, site; print(tinypkg.VALUE, tinypkg.__file__.startswith(site.USER_SITE))").split() == ["42", "True"]
+
+
+def test_tensorboard_opens_through_the_hub_and_shows_the_students_runs(alice, deployment):
+    """A run logged from the kernel shows in TensorBoard at /user/NAME/tensorboard/, through the
+    hub's proxy (jupyter-server-proxy starts TensorBoard on first use), and nobody else's token opens it."""
+    alice.run("from torch.utils.tensorboard import SummaryWriter\n"
+              "w = SummaryWriter('/home/jovyan/runs/tb-test')\n"
+              "[w.add_scalar('loss', 1.0 / (s + 1), s) for s in range(3)]\nw.close()")
+    base = f"{deployment.user_url('alice')}/tensorboard"
+    headers = {"Authorization": f"token {alice.token}"}
+
+    def page():
+        response = alice.session.get(f"{base}/", headers=headers, timeout=120)
+        return response if response.status_code == 200 else None
+    html = wait_for(page, 180, "TensorBoard to answer through the hub")
+    assert "tensorboard" in html.text.lower()
+    runs = wait_for(lambda: (lambda r: r.json() if r.status_code == 200 and "runs/tb-test" in r.text else None)(
+        alice.session.get(f"{base}/data/runs", headers=headers, timeout=60)), 120, "the run to show in TensorBoard")
+    assert "runs/tb-test" in runs
+    bob = Person(deployment, "bob")
+    bob.login()
+    bob.create_token()
+    other = requests.get(f"{base}/data/runs", headers={"Authorization": f"token {bob.token}"}, timeout=60,
+                         allow_redirects=False)
+    assert other.status_code in (302, 403), other.status_code
