@@ -809,9 +809,22 @@ def read_metrics(run: Run | str | os.PathLike[str]) -> Any:
 
 
 def write_summary(run: Run, results: Mapping[str, Any]) -> Path:
-    """Write a run's final results (numbers and text) to its ``summary.json``."""
-    clean = {str(k): (float(v) if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
-                      else v) for k, v in results.items()}
+    """Write a run's final results (numbers and text) to its ``summary.json``.
+
+    NumPy numbers and one-element tensors become plain ints and floats, so the file is JSON.
+    """
+    def plain(value: Any) -> Any:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            return float(value)
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            return value.item()
+        return value
+
+    clean = {str(k): plain(v) for k, v in results.items()}
     run.summary_file.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
     return run.summary_file
 

@@ -432,4 +432,5 @@ def test_compare_runs_tabulates_configs_and_summaries(tmp_path: Path) -> None:
     assert table["optim.lr"].tolist() == [0.01, 0.1]
     assert table["model.hidden"].tolist() == ["[32]", "[32]"]
     assert table["val_accuracy"].tolist() == pytest.approx([0.51, 0.6])
-    assert json.loads((tmp_path / "lr=0.1" / "summary.json").read_text())["best_epoch"] == 3.0
+    summary = json.loads((tmp_path / "lr=0.1" / "summary.json").read_text())
+    assert summary["best_epoch"] == 3 and isinstance(summary["best_epoch"], int)
