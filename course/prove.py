@@ -69,6 +69,12 @@ A notebook fails when:
   record a guess of the right shape; `fake_score` prints a full score and shows
   guessed records from the answer cell. A recorded verdict (True) or a constant is
   caught here;
+- a personalised notebook (metadata "nncourse": {"personalised": LAB}) gives points to a
+  classmate's copy: the solution handed in by another student with the classmate's
+  configuration (a first cell makes `lab_config` return it) must score nothing in every test
+  cell whose solution records differ between the two students, and some cell besides the
+  configuration record itself must differ (each student is graded against the solution run
+  with their own identity, as the service does);
 - a substitute answer gets points: course/substitutes/<unit>/<notebook stem>.yml
   lists, per "by hand" exercise, an answer that calls the library instead; the
   solution notebook with that one answer cell replaced must score zero on every test
@@ -155,6 +161,7 @@ class Proof:
     blank_score: float | None = None
     attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     substitutes: list[dict[str, Any]] = field(default_factory=list)
+    copied: dict[str, Any] | None = None  # personalised: a classmate's solution with their configuration
     cells: dict[str, dict[str, Any]] = field(default_factory=dict)
     autograded: list[str] = field(default_factory=list)
     seconds: float | None = None
@@ -803,7 +810,7 @@ class Prover:
         beyond = [g for g in dependent
                   if {n for n in theirs[g] if mine.get(g, {}).get(n) != theirs[g][n]} - {"configuration"}]
         given = sorted(g for g in dependent if cells.get(g, [0, 0])[0])
-        proof.attacks["copied"] = {"score": score, "cells_with_points": given, "dependent_cells": dependent}
+        proof.copied = {"score": score, "dependent_cells": dependent, "dependent_cells_with_points": given}
         if given:
             proof.problems.append(f"a classmate's solution, with the classmate's configuration, scores in "
                                   f"{', '.join(given)}: those cells must record values that depend on the "
@@ -873,9 +880,13 @@ def prove_full(units: list[Path], workdir: Path, budgets: dict[str, dict]) -> li
 # --- the table -------------------------------------------------------------------------------
 
 def attack_column(proof: Proof) -> str:
-    if not proof.attacks:
-        return "-"
-    return "/".join(f"{a['score']:g}" for a in proof.attacks.values()) + f" of {len(proof.attacks)}"
+    """Each attack's score; for a personalised notebook, then what a classmate's copy scored in the
+    cells that depend on the configuration (c0: nothing)."""
+    column = "/".join(f"{a['score']:g}" for a in proof.attacks.values()) + f" of {len(proof.attacks)}" \
+        if proof.attacks else "-"
+    if proof.copied is not None:
+        column += f" c{len(proof.copied['dependent_cells_with_points'])}"
+    return column
 
 
 def print_table(proofs: list[Proof], full: bool, verbose: bool, out=sys.stdout) -> None:

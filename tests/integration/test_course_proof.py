@@ -54,5 +54,8 @@ def test_every_course_notebook_grades_as_the_service_grades_it_and_cheating_earn
         assert entry["blank_score"] == 0, f"{name}: the untouched release scores"
         assert all(a["score"] == 0 for a in entry["attacks"].values()), f"{name}: an attack scores"
         assert not any(s["given"] for s in entry["substitutes"]), f"{name}: a substitute answer scores"
+        if entry["copied"] is not None:  # personalised: a classmate's copy earns nothing that depends on it
+            assert entry["copied"]["dependent_cells"], f"{name}: personalised, but nothing depends on the configuration"
+            assert not entry["copied"]["dependent_cells_with_points"], f"{name}: a classmate's copy scores"
     attacked = {name for entry in notebooks for name in entry["attacks"]}
     assert attacked == set(EXPLOITS), f"attacks that ran on no notebook: {sorted(set(EXPLOITS) - attacked)}"
