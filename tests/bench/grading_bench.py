@@ -108,12 +108,17 @@ def place_and_regrade(deployment, teacher: Person, assignment: str, notebook: st
     return stamp, began, queued
 
 
-def wait_all(deployment, teacher: Person, assignment: str, stamp: str, names: set[str]) -> list[dict]:
+def wait_queued(deployment, teacher: Person, assignment: str, queued: list[str]) -> list[dict]:
+    """Wait until every queued student's latest submission is graded again; their rows."""
     def finished():
         subs = _api(deployment, teacher, "GET", "api/progress").json()["assignments"][assignment]["submissions"]
-        mine = [s for s in subs if s["student"] in names and s["timestamp"] == stamp]
-        return mine if len(mine) == len(names) and all(s["status"] in ("done", "failed") for s in mine) else None
-    return wait_for(finished, 3600, f"the bench submissions of {assignment} to be graded", interval=2)
+        latest: dict[str, dict] = {}
+        for sub in subs:
+            if sub["student"] in queued and sub["timestamp"] >= latest.get(sub["student"], {}).get("timestamp", ""):
+                latest[sub["student"]] = sub
+        rows = list(latest.values())
+        return rows if len(rows) == len(set(queued)) and all(r["status"] in ("done", "failed") for r in rows) else None
+    return wait_for(finished, 3600, f"the regrade of {assignment} to finish", interval=2)
 
 
 def personalised(deployment, teacher: Person, course: str, roster: list[str]) -> dict:
@@ -130,33 +135,39 @@ def personalised(deployment, teacher: Person, course: str, roster: list[str]) ->
         formgrader("PUT", f"api/contents/{folder}", json={"type": "directory"})
     formgrader("PUT", f"api/contents/{course}/source/{plab.ASSIGNMENT}/{plab.NOTEBOOK}.ipynb",
                json={"type": "notebook", "format": "json", "content": plab.source_notebook()})
+    formgrader("POST", f"formgrader/api/assignment/{plab.ASSIGNMENT}/unrelease")
     released_at = time.monotonic()
     for step in ("assign", "release"):
         assert formgrader("POST", f"formgrader/api/assignment/{plab.ASSIGNMENT}/{step}").json()["success"]
     own = nbformat.writes(plab.student_notebook()).encode()
     results = {}
     # Cold: names that are not on the roster, so nothing was prepared for them.
+    # Regrade queues every student's latest submission of the assignment: each phase's figure
+    # counts all it queued (the cold names again in the warm phase, prepared by then).
     cold = {f"p{i:03d}": own for i in range(len(roster))}
-    stamp, began, _ = place_and_regrade(deployment, teacher, plab.ASSIGNMENT, plab.NOTEBOOK, cold)
-    jobs = wait_all(deployment, teacher, plab.ASSIGNMENT, stamp, set(cold))
+    stamp, began, queued = place_and_regrade(deployment, teacher, plab.ASSIGNMENT, plab.NOTEBOOK, cold)
+    jobs = wait_queued(deployment, teacher, plab.ASSIGNMENT, queued)
     seconds = time.monotonic() - began
-    results["cold"] = {"submissions": len(cold), "seconds": round(seconds, 1),
-                       "per_minute": round(len(cold) / seconds * 60, 1),
-                       "wrong_or_failed": [j["student"] for j in jobs if j["score"] != plab.TOTAL_POINTS]}
+    results["cold"] = {"submissions": len(queued), "without_reference": len(cold), "seconds": round(seconds, 1),
+                       "per_minute": round(len(queued) / seconds * 60, 1),
+                       "wrong_or_failed": [j["student"] for j in jobs if j["student"] in cold
+                                           and j["score"] != plab.TOTAL_POINTS]}
     # Warm: the roster's references, prepared by the service while idle.
     reference = f"/srv/course/grading/reference/{plab.ASSIGNMENT}/{plab.NOTEBOOK}"
-    ready = lambda: int(docker("exec", f"{deployment.name}-grading", "sh", "-c",  # noqa: E731
-                               f"ls {reference} 2>/dev/null | grep -c '^s' || true") or 0)
+    ready = lambda: len(set(docker("exec", f"{deployment.name}-grading", "sh", "-c",  # noqa: E731
+                                   f"ls {reference} 2>/dev/null || true").split())
+                        & {f"{name}.json" for name in roster})
     wait_for(lambda: ready() >= len(roster), 3600, "the roster's references to be prepared", interval=5)
     results["prepared_ahead"] = {"students": len(roster),
                                  "seconds_since_release": round(time.monotonic() - released_at, 1)}
-    stamp, began, _ = place_and_regrade(deployment, teacher, plab.ASSIGNMENT, plab.NOTEBOOK,
-                                        {name: own for name in roster})
-    jobs = wait_all(deployment, teacher, plab.ASSIGNMENT, stamp, set(roster))
+    stamp, began, queued = place_and_regrade(deployment, teacher, plab.ASSIGNMENT, plab.NOTEBOOK,
+                                             {name: own for name in roster})
+    jobs = wait_queued(deployment, teacher, plab.ASSIGNMENT, queued)
     seconds = time.monotonic() - began
-    results["warm"] = {"submissions": len(roster), "seconds": round(seconds, 1),
-                       "per_minute": round(len(roster) / seconds * 60, 1),
-                       "wrong_or_failed": [j["student"] for j in jobs if j["score"] != plab.TOTAL_POINTS]}
+    results["warm"] = {"submissions": len(queued), "seconds": round(seconds, 1),
+                       "per_minute": round(len(queued) / seconds * 60, 1),
+                       "wrong_or_failed": [j["student"] for j in jobs if j["student"] in roster
+                                           and j["score"] != plab.TOTAL_POINTS]}
     return results
 
 
