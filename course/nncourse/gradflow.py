@@ -113,6 +113,11 @@ def _units(values: torch.Tensor) -> torch.Tensor:
 def dead_fraction(activations: Any, threshold: float = 0.0) -> float:
     """The share of units that are never above ``threshold`` on this batch.
 
+    The measure is meant for ReLU-like activations, whose output is at or below 0
+    exactly where they pass no (or, for Leaky ReLU and GELU, little) gradient. A tanh unit
+    that is negative for every example still passes gradient; for bounded activations use
+    :func:`saturated_fraction`.
+
     ``activations`` has shape ``(N, units)`` (or ``(N, C, ...)``, where each channel is a
     unit). For ReLU the default threshold 0 counts the units that output 0 for every
     example: they pass no gradient back, so their incoming weights stop learning ("dead
@@ -276,6 +281,17 @@ def _histogram(ax: Axes, values: np.ndarray, bins: int, colour: str, log_counts:
     ax.hist(finite, bins=bins, color=colour, alpha=0.8, log=log_counts)
 
 
+def _sparse_ticks(ax: Axes) -> None:
+    """Few ticks and no minor ones: many small log-scale panels otherwise take seconds to lay out."""
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(3))
+    if ax.get_yscale() == "log":
+        ax.yaxis.set_major_locator(LogLocator(numticks=4))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.tick_params(labelsize="x-small")
+
+
 def plot_layer_histograms(
     traces: Sequence[LayerTrace],
     bins: int = 50,
@@ -284,8 +300,8 @@ def plot_layer_histograms(
 ) -> Figure:
     """One column per layer: a histogram of its activations (top) and of their gradients
     (bottom, when traced). Each title gives the layer's position (1 = the first traced
-    layer), its kind, the activation std and the share of dead units; each gradient panel
-    its std. Counts are on a log scale, so rare large values show. At most ``max_layers``
+    layer), its kind, the activation std and the share of dead units (of saturated values
+    for tanh and sigmoid layers, whose units never die); each gradient panel its std. Counts are on a log scale, so rare large values show. At most ``max_layers``
     layers are drawn, spread evenly over the depth.
     """
     positive_int("plot_layer_histograms", "bins", bins)
@@ -308,17 +324,21 @@ def plot_layer_histograms(
     for column, (index, trace, stats) in enumerate(zip(picked, shown, layer_stats(shown))):
         top = axes[0][column]
         _histogram(top, to_numpy(trace.activations).ravel(), bins, "tab:blue", True)
+        share = (
+            f"saturated {stats.saturated_fraction:.0%}"
+            if stats.saturated_fraction is not None
+            else f"dead {stats.dead_fraction:.0%}"
+        )
         top.set_title(
-            f"layer {index + 1}: {trace.kind}\n"
-            f"std {stats.activation_std:.2g}, dead {stats.dead_fraction:.0%}",
+            f"layer {index + 1}: {trace.kind}\nstd {stats.activation_std:.2g}, {share}",
             fontsize="small",
         )
-        top.tick_params(labelsize="x-small")
+        _sparse_ticks(top)
         if with_gradients and trace.gradients is not None:
             bottom = axes[1][column]
             _histogram(bottom, to_numpy(trace.gradients).ravel(), bins, "tab:red", True)
             bottom.set_title(f"gradient std {stats.gradient_std:.2g}", fontsize="small")
-            bottom.tick_params(labelsize="x-small")
+            _sparse_ticks(bottom)
     axes[0][0].set_ylabel("activations\n(count, log)", fontsize="small")
     if with_gradients:
         axes[1][0].set_ylabel("gradients\n(count, log)", fontsize="small")

@@ -185,3 +185,15 @@ def test_histograms_of_a_dead_network_say_all_zero() -> None:
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert "all 0" in texts
     assert figure.axes[0].get_title().endswith("dead 100%")
+
+
+def test_histograms_of_bounded_activations_show_saturation_not_death() -> None:
+    """Does a tanh panel report its saturated share (a tanh unit never dies)?"""
+    model = _stack(nn.Tanh, depth=2)
+    with torch.no_grad():
+        model[0].weight.mul_(100.0)  # pushes the first tanh layer into its flat tails
+    figure = plot_layer_histograms(trace_layers(model, torch.randn(64, 8)))
+    first, second = (ax.get_title() for ax in figure.axes[:2])
+    assert "saturated" in first and "dead" not in first
+    assert int(first.rsplit(" ", 1)[1].rstrip("%")) > 50
+    assert "saturated" in second
