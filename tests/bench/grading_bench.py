@@ -48,17 +48,19 @@ def _api(deployment, teacher: Person, method: str, path: str, **kwargs) -> reque
     return response
 
 
-def release(deployment, teacher: Person, course: str) -> None:
+def release(deployment, teacher: Person, course: str, assignment: str = lab.ASSIGNMENT,
+            notebook: str = lab.NOTEBOOK, source=None) -> None:
+    """Put an assignment's source notebook into the course and generate and release it."""
     def formgrader(method, path, **kwargs):
         return requests.request(method, f"{deployment.service_url('formgrader')}/{path}", timeout=300,
                                 headers={"Authorization": f"token {teacher.token}"}, **kwargs)
-    for folder in (course, f"{course}/source", f"{course}/source/{lab.ASSIGNMENT}"):
+    for folder in (course, f"{course}/source", f"{course}/source/{assignment}"):
         formgrader("PUT", f"api/contents/{folder}", json={"type": "directory"})
-    formgrader("PUT", f"api/contents/{course}/source/{lab.ASSIGNMENT}/{lab.NOTEBOOK}.ipynb",
-               json={"type": "notebook", "format": "json", "content": lab.source_notebook()})
-    formgrader("POST", f"formgrader/api/assignment/{lab.ASSIGNMENT}/unrelease")
+    formgrader("PUT", f"api/contents/{course}/source/{assignment}/{notebook}.ipynb",
+               json={"type": "notebook", "format": "json", "content": source or lab.source_notebook()})
+    formgrader("POST", f"formgrader/api/assignment/{assignment}/unrelease")
     for step in ("assign", "release"):
-        assert formgrader("POST", f"formgrader/api/assignment/{lab.ASSIGNMENT}/{step}").json()["success"]
+        assert formgrader("POST", f"formgrader/api/assignment/{assignment}/{step}").json()["success"]
 
 
 def submissions(count: int) -> dict[str, bytes]:
@@ -128,17 +130,8 @@ def personalised(deployment, teacher: Person, course: str, roster: list[str]) ->
     class size of the unpersonalised lab (`service`)."""
     from tests.integration import personal_lab as plab
 
-    def formgrader(method, path, **kwargs):
-        return requests.request(method, f"{deployment.service_url('formgrader')}/{path}", timeout=300,
-                                headers={"Authorization": f"token {teacher.token}"}, **kwargs)
-    for folder in (course, f"{course}/source", f"{course}/source/{plab.ASSIGNMENT}"):
-        formgrader("PUT", f"api/contents/{folder}", json={"type": "directory"})
-    formgrader("PUT", f"api/contents/{course}/source/{plab.ASSIGNMENT}/{plab.NOTEBOOK}.ipynb",
-               json={"type": "notebook", "format": "json", "content": plab.source_notebook()})
-    formgrader("POST", f"formgrader/api/assignment/{plab.ASSIGNMENT}/unrelease")
     released_at = time.monotonic()
-    for step in ("assign", "release"):
-        assert formgrader("POST", f"formgrader/api/assignment/{plab.ASSIGNMENT}/{step}").json()["success"]
+    release(deployment, teacher, course, plab.ASSIGNMENT, plab.NOTEBOOK, plab.source_notebook())
     own = nbformat.writes(plab.student_notebook()).encode()
     results = {}
     # Cold: names that are not on the roster, so nothing was prepared for them.

@@ -85,19 +85,23 @@ def teacher(deployment) -> Person:
     return person
 
 
+def release(deployment, teacher: Person, assignment: str, notebook: str, source) -> str:
+    """The instructor puts the source into the course, generates and releases it in the formgrader."""
+    for folder in (COURSE, f"{COURSE}/source", f"{COURSE}/source/{assignment}"):
+        formgrader(deployment, teacher, "PUT", f"api/contents/{folder}", json={"type": "directory"})
+    put = formgrader(deployment, teacher, "PUT", f"api/contents/{COURSE}/source/{assignment}/{notebook}.ipynb",
+                     json={"type": "notebook", "format": "json", "content": source})
+    assert put.status_code in (200, 201), put.text
+    formgrader(deployment, teacher, "POST", f"formgrader/api/assignment/{assignment}/unrelease")  # a kept deployment
+    for step in ("assign", "release"):
+        response = formgrader(deployment, teacher, "POST", f"formgrader/api/assignment/{assignment}/{step}")
+        assert response.status_code == 200 and response.json().get("success"), f"{step}: {response.text}"
+    return assignment
+
+
 @pytest.fixture(scope="module")
 def released(deployment, teacher) -> str:
-    """The instructor puts the source into the course, generates and releases it in the formgrader."""
-    for folder in (COURSE, f"{COURSE}/source", f"{COURSE}/source/{A}"):
-        formgrader(deployment, teacher, "PUT", f"api/contents/{folder}", json={"type": "directory"})
-    put = formgrader(deployment, teacher, "PUT", f"api/contents/{COURSE}/source/{A}/{lab.NOTEBOOK}.ipynb",
-                     json={"type": "notebook", "format": "json", "content": lab.source_notebook()})
-    assert put.status_code in (200, 201), put.text
-    formgrader(deployment, teacher, "POST", f"formgrader/api/assignment/{A}/unrelease")  # a kept deployment
-    for step in ("assign", "release"):
-        response = formgrader(deployment, teacher, "POST", f"formgrader/api/assignment/{A}/{step}")
-        assert response.status_code == 200 and response.json().get("success"), f"{step}: {response.text}"
-    return A
+    return release(deployment, teacher, A, lab.NOTEBOOK, lab.source_notebook())
 
 
 def student_action(person: Person, action: str) -> dict:

@@ -17,7 +17,7 @@ import requests
 
 from . import personal_lab as plab
 from .fixtures import REPO, Person, docker, driver, wait_for
-from .test_assignments import COURSE, formgrader, grading_url, submit_direct
+from .test_assignments import grading_url, release, submit_direct, teacher  # noqa: F401 (a fixture)
 
 sys.path.insert(0, str(REPO / "grading"))
 from classroom_grading import integrity  # noqa: E402
@@ -40,25 +40,8 @@ def tar_of(notebook) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def teacher(deployment) -> Person:
-    person = Person(deployment, "teacher")
-    person.login()
-    person.create_token()
-    return person
-
-
-@pytest.fixture(scope="module")
 def released(deployment, teacher) -> str:
-    for folder in (COURSE, f"{COURSE}/source", f"{COURSE}/source/{A}"):
-        formgrader(deployment, teacher, "PUT", f"api/contents/{folder}", json={"type": "directory"})
-    put = formgrader(deployment, teacher, "PUT", f"api/contents/{COURSE}/source/{A}/{plab.NOTEBOOK}.ipynb",
-                     json={"type": "notebook", "format": "json", "content": plab.source_notebook()})
-    assert put.status_code in (200, 201), put.text
-    formgrader(deployment, teacher, "POST", f"formgrader/api/assignment/{A}/unrelease")
-    for step in ("assign", "release"):
-        response = formgrader(deployment, teacher, "POST", f"formgrader/api/assignment/{A}/{step}")
-        assert response.status_code == 200 and response.json().get("success"), f"{step}: {response.text}"
-    return A
+    return release(deployment, teacher, A, plab.NOTEBOOK, plab.source_notebook())
 
 
 def secret(deployment, name: str) -> str:
