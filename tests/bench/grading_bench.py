@@ -36,7 +36,9 @@ def _tar(files: dict[str, bytes]) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:") as archive:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
+            # docker cp keeps the archive's owner: the service's (uid 1000), or it could
+            # not add a later submission beside these.
+            info.size, info.mode, info.uid, info.gid = len(data), 0o644, 1000, 1000
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
