@@ -60,11 +60,12 @@ def gradebook(deployment) -> dict[str, float]:
     return json.loads(docker("exec", f"{deployment.name}-grading", "python3", "-c", code))
 
 
-def tar_of(notebook: nbformat.NotebookNode) -> bytes:
+def tar_of(notebook: nbformat.NotebookNode, name: str = lab.NOTEBOOK) -> bytes:
+    """The assignment folder holding `notebook` as NAME.ipynb, as the exchange plugin sends it."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         data = nbformat.writes(notebook).encode()
-        info = tarfile.TarInfo(f"{lab.NOTEBOOK}.ipynb")
+        info = tarfile.TarInfo(f"{name}.ipynb")
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

@@ -17,26 +17,13 @@ import requests
 
 from . import personal_lab as plab
 from .fixtures import REPO, Person, docker, driver, wait_for
-from .test_assignments import grading_url, release, submit_direct, teacher  # noqa: F401 (a fixture)
+from .test_assignments import grading_url, release, submit_direct, tar_of, teacher  # noqa: F401 (a fixture)
 
 sys.path.insert(0, str(REPO / "grading"))
 from classroom_grading import integrity  # noqa: E402
 from classroom_grading.identity import identity_json, personal_key  # noqa: E402
 
 A = plab.ASSIGNMENT
-
-
-def tar_of(notebook) -> bytes:
-    import nbformat
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        data = nbformat.writes(notebook).encode()
-        info = tarfile.TarInfo(f"{plab.NOTEBOOK}.ipynb")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +64,7 @@ def test_each_student_passes_with_their_own_configuration_and_fails_with_the_oth
         assert shown[name]["student"] == name
     assert shown["alice"] != {**shown["bob"], "student": "alice"}, "two students got the same configuration"
 
-    own = {name: submit_direct(deployment, person, tar_of(plab.student_notebook()), A).json()["timestamp"]
+    own = {name: submit_direct(deployment, person, tar_of(plab.student_notebook(), plab.NOTEBOOK), A).json()["timestamp"]
            for name, person in people.items()}
     for name in people:
         job = graded(deployment, teacher, name, own[name])
@@ -85,7 +72,7 @@ def test_each_student_passes_with_their_own_configuration_and_fails_with_the_oth
 
     keys = {name: personal_key(secret(deployment, "identity_secret"), term, name) for name in people}
     copied = {"alice": plab.copied_notebook("bob", keys["bob"]), "bob": plab.copied_notebook("alice", keys["alice"])}
-    stamps = {name: submit_direct(deployment, people[name], tar_of(nb), A).json()["timestamp"]
+    stamps = {name: submit_direct(deployment, people[name], tar_of(nb, plab.NOTEBOOK), A).json()["timestamp"]
               for name, nb in copied.items()}
     for name in people:
         job = graded(deployment, teacher, name, stamps[name])
