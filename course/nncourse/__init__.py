@@ -13,7 +13,13 @@ importable from ``nncourse`` directly:
   library shortcuts or autograd forbidden, for "by hand" exercises)
 - :mod:`nncourse.train`: ``fit``, ``evaluate``, ``accuracy``, ``History``
 - :mod:`nncourse.plots`: training curves, decision boundaries, gradient flow,
-  filters, latent spaces, attention maps, confusion matrices, ROC/PR curves
+  filters, feature maps, image grids, latent spaces, attention maps, confusion
+  matrices, ROC/PR curves
+
+Imported by name only (``from nncourse.text import ...``), so that ``import
+nncourse`` stays quick: :mod:`nncourse.text` (the shipped corpus, character and
+word tokenizers, language-model batches), :mod:`nncourse.personal`
+(personalised labs) and the modules of single units.
 
 Nothing in the package touches the network.
 """

@@ -32,9 +32,11 @@ __all__ = [
     "plot_attention",
     "plot_confusion_matrix",
     "plot_decision_boundary",
+    "plot_feature_maps",
     "plot_filters",
     "plot_gradient_flow",
     "plot_history",
+    "plot_image_grid",
     "plot_latent",
     "plot_roc_pr",
 ]
@@ -252,21 +254,17 @@ def _filter_tiles(weights: np.ndarray) -> tuple[np.ndarray, bool]:
     )
 
 
-def plot_filters(weight_tensor: Any, ax: Axes | None = None, max_filters: int = 64) -> Figure:
-    """Show learned filters as a mosaic of small images, each scaled to its own range.
-
-    Conv weights with 3 input channels are drawn in colour; with other channel
-    counts, each filter's first input channel is drawn in grey. Linear weights
-    ``(out, 784)`` are drawn as 28x28 images. At most ``max_filters`` are shown.
-    """
-    tiles, colour = _filter_tiles(to_numpy(weight_tensor).astype(np.float64))
-    tiles = tiles[:max_filters]
+def _scaled_each(tiles: np.ndarray) -> np.ndarray:
+    """Scale every tile (first axis) to [0, 1] by its own minimum and maximum."""
     axes_to_scale = tuple(range(1, tiles.ndim))
     low = tiles.min(axis=axes_to_scale, keepdims=True)
     high = tiles.max(axis=axes_to_scale, keepdims=True)
-    tiles = (tiles - low) / np.maximum(high - low, 1e-12)
+    return (tiles - low) / np.maximum(high - low, 1e-12)
+
+
+def _mosaic(tiles: np.ndarray, columns: int) -> np.ndarray:
+    """Lay tiles ``(K, H, W[, 3])`` out in rows of ``columns``, one blank pixel between (NaN)."""
     count, height, width = tiles.shape[:3]
-    columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     mosaic = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1, *tiles.shape[3:]), np.nan)
     for index, tile in enumerate(tiles):
@@ -275,12 +273,113 @@ def plot_filters(weight_tensor: Any, ax: Axes | None = None, max_filters: int = 
             row * (height + 1) : row * (height + 1) + height,
             column * (width + 1) : column * (width + 1) + width,
         ] = tile
+    return mosaic
+
+
+def _show_mosaic(mosaic: np.ndarray, colour: bool, ax: Axes | None, title: str) -> Figure:
     if colour:
         mosaic = np.nan_to_num(mosaic, nan=1.0)
     figure, ax = _figure_and_axes(ax, figsize=(6.0, 6.0))
-    ax.imshow(mosaic, cmap=None if colour else "gray", interpolation="nearest")
-    ax.set_title(f"{count} filters")
+    ax.imshow(mosaic, cmap=None if colour else "gray", interpolation="nearest", vmin=0.0, vmax=1.0)
+    ax.set_title(title)
     ax.axis("off")
+    return figure
+
+
+def plot_filters(weight_tensor: Any, ax: Axes | None = None, max_filters: int = 64) -> Figure:
+    """Show learned filters as a mosaic of small images, each scaled to its own range.
+
+    Conv weights with 3 input channels are drawn in colour; with other channel
+    counts, each filter's first input channel is drawn in grey. Linear weights
+    ``(out, 784)`` are drawn as 28x28 images. At most ``max_filters`` are shown.
+    """
+    tiles, colour = _filter_tiles(to_numpy(weight_tensor).astype(np.float64))
+    tiles = _scaled_each(tiles[:max_filters])
+    mosaic = _mosaic(tiles, math.ceil(math.sqrt(len(tiles))))
+    return _show_mosaic(mosaic, colour, ax, f"{len(tiles)} filters")
+
+
+def plot_feature_maps(activations: Any, max_maps: int = 32, ax: Axes | None = None) -> Figure:
+    """Show the feature maps of one image, ``(C, H, W)`` or ``(1, C, H, W)``, as a mosaic.
+
+    Each map is scaled to its own range, so a weak but structured map is as
+    visible as a strong one; at most ``max_maps`` channels are shown.
+    """
+    maps = to_numpy(activations).astype(np.float64)
+    if maps.ndim == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if maps.ndim != 3:
+        raise ValueError(
+            f"plot_feature_maps shows the maps of one image, shape (C, H, W), but got shape "
+            f"{maps.shape}; pick one image of the batch first, e.g. activations[0]."
+        )
+    tiles = _scaled_each(maps[:max_maps])
+    mosaic = _mosaic(tiles, math.ceil(math.sqrt(len(tiles))))
+    return _show_mosaic(mosaic, False, ax, f"{len(tiles)} of {len(maps)} feature maps")
+
+
+def _image_tiles(images: Any) -> tuple[np.ndarray, bool]:
+    """Return images as ``(N, H, W)`` grey or ``(N, H, W, 3)`` colour, clipped to [0, 1]."""
+    tiles = to_numpy(images).astype(np.float64)
+    if tiles.ndim == 4 and tiles.shape[1] in (1, 3) and tiles.shape[-1] not in (1, 3):
+        tiles = tiles.transpose(0, 2, 3, 1)
+    if tiles.ndim == 4 and tiles.shape[-1] == 1:
+        tiles = tiles[..., 0]
+    if not (tiles.ndim == 3 or (tiles.ndim == 4 and tiles.shape[-1] == 3)):
+        raise ValueError(
+            f"plot_image_grid expects images (N, C, H, W), (N, H, W) or (N, H, W, 3) with 1 or 3 "
+            f"channels, got shape {tiles.shape}; flat images need x.reshape(len(x), 28, 28)."
+        )
+    return np.clip(tiles, 0.0, 1.0), tiles.ndim == 4
+
+
+def plot_image_grid(
+    images: Any,
+    ncols: int | None = None,
+    titles: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Show images in [0, 1] (values outside are clipped) in a grid of ``ncols`` columns.
+
+    ``titles`` name each image; ``row_labels`` name each row (for example
+    ``["input", "reconstruction"]`` when ``images`` is originals followed by
+    their reconstructions and ``ncols`` is the number of originals). With an
+    ``ax`` the grid is drawn as one mosaic and titles are not shown.
+    """
+    tiles, colour = _image_tiles(images)
+    count = len(tiles)
+    columns = ncols if ncols is not None else min(count, 8)
+    if columns < 1:
+        raise ValueError(f"plot_image_grid: ncols must be at least 1, got {ncols!r}.")
+    rows = math.ceil(count / columns)
+    for labels, size, what, of in (
+        (titles, count, "titles", "images"),
+        (row_labels, rows, "row_labels", "rows"),
+    ):
+        if labels is not None and len(labels) != size:
+            raise ValueError(f"plot_image_grid: {len(labels)} {what} for {size} {of}; give one each.")
+    if ax is not None:
+        return _show_mosaic(_mosaic(tiles, columns), colour, ax, f"{count} images")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(1.3 * columns, 1.4 * rows), squeeze=False
+    )
+    for index, grid_ax in enumerate(axes.flat):
+        grid_ax.set_xticks([])
+        grid_ax.set_yticks([])
+        for spine in grid_ax.spines.values():
+            spine.set_visible(False)
+        if index >= count:
+            continue
+        grid_ax.imshow(tiles[index], cmap=None if colour else "gray", vmin=0.0, vmax=1.0)
+        if titles is not None:
+            grid_ax.set_title(titles[index], fontsize="small")
+    if row_labels is not None:
+        for row, label in enumerate(row_labels):
+            axes[row, 0].set_ylabel(label, fontsize="small")
+    figure.tight_layout()
     return figure
 
 

@@ -11,9 +11,11 @@ from nncourse.plots import (
     plot_attention,
     plot_confusion_matrix,
     plot_decision_boundary,
+    plot_feature_maps,
     plot_filters,
     plot_gradient_flow,
     plot_history,
+    plot_image_grid,
     plot_latent,
     plot_roc_pr,
 )
@@ -122,3 +124,37 @@ def test_roc_pr_draws_both_curves() -> None:
         plot_roc_pr(truth, np.random.rand(6, 2))
     with pytest.raises(ValueError, match="both classes"):
         plot_roc_pr(np.ones(6), scores)
+
+
+def test_feature_maps_show_one_image_each_map_scaled() -> None:
+    """Does a (1, C, H, W) activation give a mosaic of C maps, and a batch explain itself?"""
+    maps = torch.zeros(1, 5, 6, 6)
+    maps[0, 1, 2, 2] = 1e-6  # a weak map still shows its structure
+    figure = plot_feature_maps(maps)
+    image = figure.axes[0].images[0].get_array()
+    assert image.shape == (13, 20) and float(np.nanmax(image)) == 1.0
+    assert "5 of 5" in figure.axes[0].get_title()
+    assert "8 of 40" in plot_feature_maps(torch.rand(40, 4, 4), max_maps=8).axes[0].get_title()
+    with pytest.raises(ValueError, match=r"activations\[0\]"):
+        plot_feature_maps(torch.rand(2, 3, 4, 4))
+    plt.close("all")
+
+
+def test_image_grid_draws_rows_with_labels_and_clips() -> None:
+    """Do originals and reconstructions make two labelled rows, colour images stay colour?"""
+    originals, reconstructions = torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8) * 2
+    figure = plot_image_grid(
+        torch.cat([originals, reconstructions]), ncols=4, row_labels=["input", "output"]
+    )
+    assert len(figure.axes) == 8 and figure.axes[4].get_ylabel() == "output"
+    assert float(figure.axes[5].images[0].get_array().max()) <= 1.0
+    colour = plot_image_grid(torch.rand(3, 3, 5, 5), titles=["a", "b", "c"])
+    assert colour.axes[0].images[0].get_array().shape == (5, 5, 3)
+    assert colour.axes[2].get_title() == "c"
+    fig, ax = plt.subplots()
+    assert plot_image_grid(torch.rand(6, 8, 8), ncols=3, ax=ax) is fig
+    with pytest.raises(ValueError, match="2 titles for 3 images"):
+        plot_image_grid(torch.rand(3, 5, 5), titles=["a", "b"])
+    with pytest.raises(ValueError, match="reshape"):
+        plot_image_grid(torch.rand(3, 784))
+    plt.close("all")
