@@ -34,6 +34,12 @@ deploy: $(BIN)/.installed ## bring up or upgrade the classroom (CONFIG=file INVE
 remove: $(BIN)/.installed ## remove the classroom, keeping students' volumes (DELETE_VOLUMES=1 deletes them)
 	$(DRIVER) remove $(CONFIG_ARG) $(INVENTORY_ARG) $(if $(DELETE_VOLUMES),--delete-volumes)
 
+backup: $(BIN)/.installed ## back up homes, the course (gradebook), the hub's database, secrets and roster, while it runs
+	$(DRIVER) backup $(CONFIG_ARG) $(INVENTORY_ARG)
+
+restore: $(BIN)/.installed ## stop the classroom, restore BACKUP=folder-of-one-backup, and deploy again
+	$(DRIVER) restore --backup "$(BACKUP)" $(CONFIG_ARG) $(INVENTORY_ARG)
+
 validate: $(BIN)/.installed ## check the operator file without changing anything (CONFIG=file)
 	$(DRIVER) validate $(CONFIG_ARG)
 

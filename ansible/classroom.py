@@ -7,6 +7,8 @@ there is one way the playbooks are run:
     python ansible/classroom.py validate [--config FILE]
     python ansible/classroom.py deploy   [--config FILE] [--inventory FILE]
     python ansible/classroom.py remove   [--config FILE] [--inventory FILE] [--delete-volumes]
+    python ansible/classroom.py backup   [--config FILE] [--inventory FILE]
+    python ansible/classroom.py restore  --backup FOLDER [--config FILE] [--inventory FILE]
     python ansible/classroom.py hash-password
     python ansible/classroom.py verify-artifact FILE... [--config FILE]
     python ansible/classroom.py data --source FOLDER-OR-URL [--config FILE]
@@ -18,12 +20,15 @@ nothing on any host.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import getpass
 import json
 import os
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +183,8 @@ def load_config(path: Path | None) -> dict[str, Any]:
         source = path or DEFAULTS_FILE
         raise ConfigError(f"{source}: {len(problems)} problem(s) in the operator file, nothing was changed:\n  - "
                           + "\n  - ".join(problems))
+    # Values whose default depends on another key, decided here once for every playbook.
+    config["backup"]["dir"] = config["backup"]["dir"] or f"{config['state_dir'].rstrip('/')}/backups"
     return config
 
 
@@ -189,6 +196,60 @@ class RunResult:
     changed: int
     failed_hosts: list[str]
     facts: dict[str, Any]
+
+
+BUILD_FINISHED = "finished in"  # how images/build.py's last progress line for an image begins
+
+
+class BuildProgress:
+    """Print the image builds' steps as they start, from the file the builds append to
+    (images/build.py --progress-file), and every minute a reminder of the step a long
+    build is still on: a cold deploy spends many minutes there."""
+
+    def __init__(self, path: Path, every: float = 2.0, remind_after: float = 60.0) -> None:
+        self.path, self.every, self.remind_after = path, every, remind_after
+        self.began = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._read = 0
+        self._last_line, self._last_print = "", 0.0
+
+    def __enter__(self) -> "BuildProgress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+
+    def _clock(self) -> str:
+        minutes, seconds = divmod(int(time.monotonic() - self.began), 60)
+        return f"{minutes}:{seconds:02d}"
+
+    def poll(self) -> list[str]:
+        """Print the lines added since the last poll (and a reminder when a step runs long)."""
+        if not self.path.exists():
+            return []
+        with self.path.open() as handle:
+            handle.seek(self._read)
+            text = handle.read()
+        complete = text[: text.rfind("\n") + 1]
+        self._read += len(complete.encode())
+        printed = [f"  [{self._clock()}] building {line}" for line in complete.splitlines() if line]
+        if printed:
+            self._last_line = complete.splitlines()[-1]
+        elif (self._last_line and BUILD_FINISHED not in self._last_line
+              and time.monotonic() - self._last_print >= self.remind_after):
+            printed = [f"  [{self._clock()}] still building {self._last_line}"]
+        for line in printed:
+            print(line, flush=True)
+            self._last_print = time.monotonic()
+        return printed
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.every):
+            self.poll()
 
 
 def run_playbook(playbook: str, config: dict[str, Any], inventory: Path | None,
@@ -205,15 +266,18 @@ def run_playbook(playbook: str, config: dict[str, Any], inventory: Path | None,
     variables = {"classroom": config, "classroom_repo_dir": str(REPO_DIR)}
     variables.update(extravars or {})
     with tempfile.TemporaryDirectory(prefix="classroom-runner-") as private_dir:
-        runner = ansible_runner.run(
-            private_data_dir=private_dir,
-            project_dir=str(ANSIBLE_DIR),
-            playbook=playbook,
-            inventory=str(inventory or LOCAL_INVENTORY),
-            extravars=variables,
-            quiet=quiet,
-            envvars={"ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")},
-        )
+        progress_file = Path(private_dir) / "build-progress"
+        variables["classroom_progress_file"] = str(progress_file)
+        with BuildProgress(progress_file) if not quiet else contextlib.nullcontext():
+            runner = ansible_runner.run(
+                private_data_dir=private_dir,
+                project_dir=str(ANSIBLE_DIR),
+                playbook=playbook,
+                inventory=str(inventory or LOCAL_INVENTORY),
+                extravars=variables,
+                quiet=quiet,
+                envvars={"ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")},
+            )
         stats = runner.stats or {}
         failed = sorted(set(stats.get("failures", {})) | set(stats.get("dark", {})))
         facts: dict[str, Any] = {}
@@ -285,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("validate", "deploy", "remove"):
+    for name in ("validate", "deploy", "remove", "backup", "restore"):
         command = sub.add_parser(name)
         command.add_argument("--config", type=Path, help="operator file (YAML); default: the defaults")
         if name != "validate":
@@ -294,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "remove":
             command.add_argument("--delete-volumes", action="store_true",
                                  help="also delete every student's home volume and the hub's data")
+        if name == "restore":
+            command.add_argument("--backup", type=Path, required=True,
+                                 help="the folder of one backup, on the host (its manifest.json inside)")
     sub.add_parser("hash-password", help="read a password and print its bcrypt hash for the roster")
     data = sub.add_parser("data", help="fill the data folder (data_dir) from a folder or mirror URL, checksums verified")
     data.add_argument("--source", required=True, help="a local folder or a mirror's base URL holding the files")
@@ -328,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "deploy":
         result = run_playbook("deploy.yml", config, args.inventory)
+    elif args.command == "backup":
+        result = run_playbook("backup.yml", config, args.inventory)
+    elif args.command == "restore":
+        result = run_playbook("restore.yml", config, args.inventory,
+                              {"classroom_backup": str(args.backup.absolute()).rstrip("/")})
     else:
         result = run_playbook("remove.yml", config, args.inventory,
                               {"classroom_delete_volumes": args.delete_volumes})

@@ -531,6 +531,7 @@ def grade_submission(root: str, unit: str, student: str, tar: bytes, stems: list
     """Hand a submission in and grade it as the service does; return the autograded cells' scores
     from the gradebook, and what the sandbox reported for each notebook."""
     from classroom_grading import worker
+    from classroom_grading.gradebook import gradebook_url
     from classroom_grading.store import Store
     from nbgrader.api import Gradebook
 
@@ -543,7 +544,7 @@ def grade_submission(root: str, unit: str, student: str, tar: bytes, stems: list
         stamp = store.receive(student, unit, tar)
         graded = worker.grade(root, COURSE_ID, student, unit, stamp, options)
         cells = {}
-        with Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", COURSE_ID) as gradebook:
+        with Gradebook(gradebook_url(store.course), COURSE_ID) as gradebook:
             for stem in stems:
                 notebook = gradebook.find_submission_notebook(stem, unit, student)
                 cells[stem] = {g.name: [g.auto_score, g.max_score] for g in notebook.grades

@@ -112,8 +112,9 @@ services = [
 ]
 culler = settings["culler"]
 if culler["enabled"]:
-    # Stops servers idle for longer than the timeout. Busy kernels count as
-    # activity; a silent training loop does not, so the timeout is generous.
+    # Stops servers idle for longer than the timeout. A kernel running code counts
+    # as activity even when it prints nothing (the image's classroom_busy
+    # extension), so a silent training loop is spared.
     services.append({
         "name": "idle-culler",
         "command": [sys.executable, "-m", "jupyterhub_idle_culler",
@@ -175,6 +176,8 @@ c.DockerSpawner.environment = {
     "NNCOURSE_DATA_DIR": "/srv/course-data",
     "CLASSROOM_COURSE_ID": settings["course_id"],
     "CLASSROOM_GRADING_URL": f"http://{name}-grading:8000/services/grading/",
+    # How often the server reports its activity (busy kernels included) to the hub.
+    "JUPYTERHUB_ACTIVITY_INTERVAL": str(culler["activity_seconds"]),
 }
 if not origins["user_subdomains"]:
     # The single-origin fallback: a server serves JupyterLab extensions' files

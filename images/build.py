@@ -15,6 +15,10 @@ everything else by content. Prints one JSON line:
 {"changed": bool, "image": "REPOSITORY:TAG", "inputs": HASH}.
 
 Builds with the `docker` command, so it works with the classic builder and BuildKit.
+With `--progress-file FILE`, each step the build starts is appended to FILE as it
+starts ("classroom/cpu: [packages 3/9] RUN pip install ..."), so that whoever runs
+the deploy can watch a build of several minutes advance (the deploy driver prints
+them).
 """
 from __future__ import annotations
 
@@ -22,10 +26,13 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections import deque
 from pathlib import Path
 
 LABEL = "org.classroom.inputs"
@@ -80,6 +87,46 @@ def assemble(files: list[tuple[str, Path]], context: Path) -> None:
             shutil.copy2(source, target)
 
 
+# A build step as BuildKit's plain output starts it ("#12 [packages 3/9] RUN pip ..."),
+# or as the classic builder does ("Step 3/9 : RUN pip ...").
+STEP = re.compile(r"^#\d+ (\[[^\]]*\d+/\d+\] .*)$|^(Step \d+/\d+ : .*)$")
+
+
+def step_of(line: str) -> str | None:
+    """The step a line of `docker build` output starts, shortened; None for other lines."""
+    match = STEP.match(line.rstrip())
+    if not match:
+        return None
+    step = match.group(1) or match.group(2)
+    return step if len(step) <= 110 else step[:107] + "..."
+
+
+FINISHED = "finished in"  # the last line a build appends to the progress file
+
+
+def run_build(command: list[str], env: dict[str, str], repository: str,
+              progress_file: Path | None) -> tuple[int, list[str]]:
+    """Run `docker build`, appending each step it starts to `progress_file`; returns the exit
+    status and the output's last lines (for the error message)."""
+    tail: deque[str] = deque(maxlen=40)
+    progress = progress_file.open("a", buffering=1) if progress_file else None
+    began = time.monotonic()
+    try:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env, bufsize=1) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                tail.append(line.rstrip("\n"))
+                step = step_of(line)
+                if progress and step and "CACHED" not in step:
+                    progress.write(f"{repository}: {step}\n")
+        return process.returncode, list(tail)
+    finally:
+        if progress:
+            progress.write(f"{repository}: {FINISHED} {time.monotonic() - began:.0f} s\n")
+            progress.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -91,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to assemble the context (same filesystem as the wheels is fastest)")
     parser.add_argument("--force", action="store_true", help="build even when the inputs are unchanged")
+    parser.add_argument("--progress-file", type=Path, default=None,
+                        help="append each build step to this file as it starts")
     args = parser.parse_args(argv)
 
     additions = [(d, Path(s)) for d, _, s in (a.partition("=") for a in args.add)]
@@ -115,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--build-arg", build_arg]
         env = dict(os.environ)
         env.setdefault("DOCKER_CLI_HINTS", "false")
-        result = subprocess.run(["docker", *command, context], capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        log = (result.stdout + result.stderr).splitlines()
-        raise SystemExit(f"docker build of {tag} failed; the last lines:\n" + "\n".join(log[-40:]))
+        env.setdefault("BUILDKIT_PROGRESS", "plain")
+        returncode, log = run_build(["docker", *command, context], env, args.repository, args.progress_file)
+    if returncode != 0:
+        raise SystemExit(f"docker build of {tag} failed; the last lines:\n" + "\n".join(log))
     print(json.dumps({"changed": True, "image": tag, "inputs": inputs}))
     return 0
 

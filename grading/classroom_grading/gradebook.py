@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from .store import Store, StoreError, parse_deadline
@@ -15,10 +16,22 @@ from .store import Store, StoreError, parse_deadline
 T = TypeVar("T")
 
 
+# How long a write waits for another writer (a grading worker, the formgrader) to
+# finish before SQLite gives up with "database is locked". Writes take milliseconds;
+# at a deadline burst many queue up at once.
+BUSY_TIMEOUT_SECONDS = 60
+
+
+def gradebook_url(course: Path) -> str:
+    """The one address of a course's gradebook, for every process that opens it: the
+    service, its workers, nbgrader's converters inside them, and the formgrader."""
+    return f"sqlite:///{course / 'gradebook.db'}?timeout={BUSY_TIMEOUT_SECONDS}"
+
+
 def open_gradebook(store: Store):
     from nbgrader.api import Gradebook
 
-    return Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", store.course_id)
+    return Gradebook(gradebook_url(store.course), store.course_id)
 
 
 def patiently(read: Callable[[], T], attempts: int = 10, pause: float = 0.5) -> T:

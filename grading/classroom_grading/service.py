@@ -317,7 +317,7 @@ class ExportHandler(Base):
 
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / "grades.csv"
-            with Gradebook(f"sqlite:///{self.store.course / 'gradebook.db'}", self.store.course_id) as gb:
+            with Gradebook(gradebook.gradebook_url(self.store.course), self.store.course_id) as gb:
                 CsvExportPlugin(to=str(target)).export(gb)
             data = inert_csv(artifact_columns(self.store, target.read_text())).encode()
         self.set_header("Content-Type", "text/csv")

@@ -19,6 +19,7 @@ import nbformat
 from traitlets.config import Config
 
 from . import autograde, integrity, records, sandbox
+from .gradebook import gradebook_url
 from .identity import identity_json
 from .references import is_current, personalised, reference_file
 from .store import TIMESTAMP_DIR, Store, write_json
@@ -144,6 +145,7 @@ def nbgrader_config(store: Store, options: dict[str, Any]) -> Config:
             log.warning("ignoring %s (fix it in the formgrader's file browser): %s", course_file, error)
     config.CourseDirectory.root = str(store.course)
     config.CourseDirectory.course_id = store.course_id
+    config.CourseDirectory.db_url = gradebook_url(store.course)
     config.Autograde.autograde_preprocessors = autograde.AUTOGRADE_PREPROCESSORS
     config.Autograde.create_student = True
     config.GenerateFeedback.preprocessors = autograde.FEEDBACK_PREPROCESSORS
@@ -171,7 +173,7 @@ def forget_other_submission(store: Store, student: str, assignment: str, stamp: 
     """
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", store.course_id) as gb:
+    with Gradebook(gradebook_url(store.course), store.course_id) as gb:
         try:
             previous = gb.find_submission(assignment, student)
         except MissingEntry:
@@ -200,7 +202,7 @@ def grade(root: str, course_id: str, student: str, assignment: str, stamp: str,
             converter = converter_class(coursedir=coursedir, config=config)
             converter.force = True
             converter.start()
-        with Gradebook(f"sqlite:///{store.course / 'gradebook.db'}", course_id) as gb:
+        with Gradebook(gradebook_url(store.course), course_id) as gb:
             try:
                 submission = gb.find_submission(assignment, student)
             except MissingEntry:

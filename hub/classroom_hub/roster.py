@@ -6,9 +6,13 @@ Run by the deploy inside the hub image, so the host needs no Python packages:
 
 For each person without a `password_hash` in the operator file, a password is
 generated once and written to `initial-passwords` (mode 0600) for the operator
-to hand out; only its bcrypt hash goes into `roster.json`. Later runs keep both,
-so redeploys never change anyone's password. People removed from the roster
-lose their entries. Prints one JSON line: {"changed": bool, "new_passwords": [...]}.
+to hand out; only its bcrypt hash goes into `roster.json`, which is what the hub
+checks. Later runs keep every hash, so redeploys never change anyone's password,
+whatever the operator did to `initial-passwords`: a deleted line stays deleted
+(the password stays as it was), and a line edited since the last run is checked
+against its hash and dropped, with a warning, when it no longer matches. People
+removed from the roster lose their entries. Prints one JSON line:
+{"changed": bool, "new_passwords": [...], "dropped_lines": [...]}.
 """
 from __future__ import annotations
 
@@ -54,8 +58,9 @@ def build_roster(people: list[dict[str, Any]], old_roster: dict[str, dict[str, s
     """Return (new roster, new initial passwords, names given a new password).
 
     `people` are the operator's entries (username, role, optional password_hash);
-    the operator account `admin` is added. Existing generated passwords and their
-    hashes are kept so that a redeploy changes nobody's password.
+    the operator account `admin` is added. A generated hash, once made, is kept for
+    as long as the person stays on the roster: `initial` (the file's lines) only says
+    which plaintexts the operator still has on file, never what a password is.
     """
     people = [{"username": ADMIN_USER, "role": "admin"}] + list(people)
     roster: dict[str, dict[str, str]] = {}
@@ -67,9 +72,10 @@ def build_roster(people: list[dict[str, Any]], old_roster: dict[str, dict[str, s
             roster[name] = {"hash": person["password_hash"], "role": role, "source": "operator"}
             continue
         old = old_roster.get(name, {})
-        if name in initial and old.get("source") == "generated":
+        if old.get("source") == "generated":
             roster[name] = {"hash": old["hash"], "role": role, "source": "generated"}
-            passwords[name] = initial[name]
+            if name in initial:
+                passwords[name] = initial[name]
             continue
         password = secrets.token_urlsafe(12)
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=HASH_ROUNDS)).decode()
@@ -79,6 +85,19 @@ def build_roster(people: list[dict[str, Any]], old_roster: dict[str, dict[str, s
     return roster, passwords, created
 
 
+def edited_since(passwords_file: Path, roster_file: Path) -> bool:
+    """Whether `initial-passwords` changed after this tool last wrote both files."""
+    if not passwords_file.exists() or not roster_file.exists():
+        return False
+    return passwords_file.stat().st_mtime_ns > roster_file.stat().st_mtime_ns
+
+
+def matching_lines(lines: dict[str, str], roster: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The lines whose password verifies against that person's stored hash."""
+    return {name: password for name, password in lines.items()
+            if name in roster and bcrypt.checkpw(password.encode(), roster[name]["hash"].encode())}
+
+
 def sync(spec_file: Path, state_dir: Path) -> dict[str, Any]:
     """Bring `roster.json` and `initial-passwords` in `state_dir` in line with the spec."""
     people = json.loads(spec_file.read_text())
@@ -86,17 +105,24 @@ def sync(spec_file: Path, state_dir: Path) -> dict[str, Any]:
     passwords_file = state_dir / "initial-passwords"
     old_roster = json.loads(roster_file.read_text())["users"] if roster_file.exists() else {}
     old_passwords = read_initial_passwords(passwords_file)
-    roster, passwords, created = build_roster(people, old_roster, old_passwords)
+    on_file = old_passwords
+    if edited_since(passwords_file, roster_file):
+        # the operator edited the file: keep only lines that are still true
+        on_file = matching_lines(old_passwords, old_roster)
+        os.utime(roster_file)  # checked once per edit, not at every deploy
+    dropped = sorted(name for name in old_passwords if name not in on_file and name in old_roster)
+    roster, passwords, created = build_roster(people, old_roster, on_file)
     changed = roster != old_roster or passwords != old_passwords
     if changed:
-        lines = ["# Generated passwords: hand each to its owner, then delete this line's owner",
-                 "# from here if you like. The hub stores only bcrypt hashes."]
+        lines = ["# Generated passwords: hand each to its owner. Deleting a line (or the whole",
+                 "# file) is safe: the hub stores only bcrypt hashes, and no edit here changes",
+                 "# a password."]
         lines += [f"{name} {password}" for name, password in sorted(passwords.items())]
         _write_private(passwords_file, "\n".join(lines) + "\n")
         _write_private(roster_file, json.dumps({"users": roster}, indent=1, sort_keys=True) + "\n")
     # the hub runs as root in its container and reads the roster; nobody else may
     os.chmod(roster_file, 0o600)
-    return {"changed": changed, "new_passwords": created}
+    return {"changed": changed, "new_passwords": created, "dropped_lines": dropped}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 import tarfile
+import threading
 import time
 
 import nbformat
@@ -349,3 +351,60 @@ def test_the_formgraders_autograde_button_refuses_and_keeps_the_graded_copy(depl
     assert "grading service" in response.json()["error"]
     listed = docker("exec", f"{deployment.name}-formgrader", "ls", f"/srv/course/{COURSE}/autograded/alice/{A}")
     assert f"{lab.NOTEBOOK}.ipynb" in listed.split()
+
+
+def test_a_deadline_burst_beside_hand_grading_loses_no_grade(deployment, teacher, released, explain):
+    """Submissions at twice the worker count arrive at once while the instructor grades by hand
+    in the formgrader: every write to the one SQLite gradebook lands ("database is locked"
+    nowhere), and each student has exactly their score."""
+    students = ["alice", "carol", "dana", "ivan"][: 2 * deployment.config["grading"]["workers"]]
+    people = []
+    for name in students:
+        person = Person(deployment, name)
+        person.login()
+        person.create_token()
+        people.append(person)
+    listed = formgrader(deployment, teacher, "GET", f"formgrader/api/submitted_notebooks/{A}/{lab.NOTEBOOK}")
+    bob_notebook = next(n for n in listed.json() if n["student"] == "bob")
+    hand_graded = next(g for g in formgrader(deployment, teacher, "GET", "formgrader/api/grades",
+                                             params={"submission_id": bob_notebook["id"]}).json()
+                       if g["name"] == "test-mse")
+    payload = tar_of(lab.student_notebook(lab.correct_answers()))
+    stamps: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda p=p: stamps.__setitem__(
+        p.name, submit_direct(deployment, p, payload).json()["timestamp"])) for p in people]
+    for thread in threads:
+        thread.start()
+    failures, writes = [], 0
+
+    def all_graded() -> bool:
+        rows = progress(deployment, teacher)[A]["submissions"]
+        return all(any(r["student"] == name and r["timestamp"] == stamps.get(name)
+                       and r["status"] in ("done", "failed") for r in rows) for name in students)
+
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:  # the instructor keeps grading bob by hand meanwhile
+        writes += 1
+        response = formgrader(deployment, teacher, "PUT", f"formgrader/api/grade/{hand_graded['id']}",
+                              json={"manual_score": writes % 2})
+        if response.status_code != 200:
+            failures.append(response.text[-300:])
+        if all(not t.is_alive() for t in threads) and all_graded():
+            break
+    for thread in threads:
+        thread.join()
+    final = formgrader(deployment, teacher, "PUT", f"formgrader/api/grade/{hand_graded['id']}",
+                       json={"manual_score": 1})
+    assert final.status_code == 200 and not failures, failures[:3]
+    assert writes >= 5, f"only {writes} hand-grade writes during the burst"
+    rows = progress(deployment, teacher)[A]["submissions"]
+    for name in students:
+        row = next(r for r in rows if r["student"] == name and r["timestamp"] == stamps[name])
+        assert row["status"] == "done" and row["score"] == lab.TOTAL_POINTS, row
+    scores = gradebook(deployment)
+    assert all(scores[name] == lab.TOTAL_POINTS for name in students), scores
+    assert scores["bob"] == lab.TOTAL_POINTS - 1  # the last hand grade stands
+    for service in ("grading", "formgrader"):
+        logs = subprocess.run(["docker", "logs", f"{deployment.name}-{service}"],
+                              capture_output=True, text=True)
+        assert "database is locked" not in logs.stdout + logs.stderr, service

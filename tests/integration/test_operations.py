@@ -1,10 +1,17 @@
-"""What a sysadmin relies on: hub restarts, redeploys and the browser view."""
+"""What a sysadmin relies on: hub restarts, redeploys, the browser view and the culler."""
+import json
 import re
+import subprocess
+import sys
 import time
+import uuid
+from pathlib import Path
 
 import pytest
+import websocket
 
-from tests.integration.fixtures import ARTIFACTS, TEST_CONFIG, Person, deploy, docker, driver, wait_for
+from tests.integration.fixtures import (ARTIFACTS, REPO, TEST_CONFIG, Person, deploy, docker, driver,
+                                        read_passwords, wait_for)
 
 pytestmark = pytest.mark.usefixtures("explain")
 
@@ -32,15 +39,27 @@ def test_restarting_the_hub_leaves_running_servers_running_and_reachable(carol, 
 
 
 def test_a_second_deploy_changes_nothing_and_leaves_servers_alone(carol, deployment):
+    """...even after the operator deleted a line of initial-passwords, as its header allows."""
     container = deployment.container("carol")
     started = docker("inspect", "--format", "{{.State.StartedAt}}", container)
-    began = time.monotonic()
-    again = deploy(TEST_CONFIG)
-    seconds = time.monotonic() - began
+    passwords_file = deployment.state_dir / "initial-passwords"
+    original = passwords_file.read_text()
+    passwords_file.write_text("".join(line for line in original.splitlines(keepends=True)
+                                      if not line.startswith("bob ")))
+    try:
+        began = time.monotonic()
+        again = deploy(TEST_CONFIG)
+        seconds = time.monotonic() - began
+    finally:
+        passwords_file.write_text(original)
     assert "0 changed task(s)" in again.deploy_output, again.deploy_output[-4000:]
     assert seconds < 60, f"a no-change deploy took {seconds:.0f} s"
     assert docker("inspect", "--format", "{{.State.StartedAt}}", container) == started
-    assert again.passwords == deployment.passwords
+    assert "bob" not in again.passwords
+    assert again.passwords == {n: p for n, p in deployment.passwords.items() if n != "bob"}
+    bob = Person(deployment, "bob")  # with the password he was given at the first deploy
+    bob.login()
+    assert bob.logged_in
 
 
 def test_headless_chromium_logs_in_and_shows_jupyterlab_with_the_course_folder(deployment):
@@ -96,3 +115,131 @@ def test_remove_keeps_students_volumes_and_a_redeploy_gives_their_work_back(caro
     assert again.passwords == deployment.passwords
     back = Person(again, "carol").start_session()
     assert back.server_api("GET", "/contents/thesis.txt").json()["content"] == "chapter 1"
+
+
+ONLY_DANA_AND_IVAN = '''
+def only_dana_and_ivan(*, inactive, inactive_limit, server, **kwargs):
+    """Cull as usual, but only these two (other tests' servers stay up)."""
+    mine = server["url"].rstrip("/").endswith(("/user/dana", "/user/ivan"))
+    return mine and inactive.total_seconds() >= inactive_limit
+
+c.IdleCuller.cull_arbiter_hook = only_dana_and_ivan
+'''
+
+
+def test_the_culler_spares_a_silent_training_loop_and_stops_an_idle_server(deployment):
+    """A kernel busy for longer than the idle timeout, printing nothing, keeps its server;
+    a server whose kernel sits idle is stopped. The real culler, with a 30 s timeout, runs
+    against the test hub (activity reported every 10 s: `culler.activity_seconds`)."""
+    dana = Person(deployment, "dana").start_session()
+    ivan = Person(deployment, "ivan").start_session()
+    ivan.server_api("POST", "/kernels", json={"name": "python3"}).raise_for_status()
+    kernel = dana.server_api("POST", "/kernels", json={"name": "python3"}).json()["id"]
+    ws_url = deployment.user_url("dana").replace("http", "ws", 1) + f"/api/kernels/{kernel}/channels"
+    connection = websocket.create_connection(ws_url, header=[f"Authorization: token {dana.token}"])
+    connection.send(json.dumps({
+        "header": {"msg_id": uuid.uuid4().hex, "username": "dana", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell",
+        "content": {"code": "import time\nfor epoch in range(240):\n    time.sleep(0.5)",
+                    "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    connection.close()  # dana closes her laptop; the loop goes on, silent
+    wait_for(lambda: dana.server_api("GET", f"/kernels/{kernel}").json()["execution_state"] == "busy",
+             30, "dana's kernel to be busy")
+    time.sleep(45)  # both servers' last request is now older than the culler's 30 s
+    hub = f"{deployment.name}-hub"
+    subprocess.run(["docker", "exec", "-i", hub, "sh", "-c", "cat > /tmp/culler_test_config.py"],
+                   input=ONLY_DANA_AND_IVAN, text=True, check=True)
+    culled = subprocess.run(
+        ["docker", "exec", "-e", f"JUPYTERHUB_API_TOKEN={deployment.service_token()}", hub,
+         "timeout", "20", "python", "-m", "jupyterhub_idle_culler", "--timeout=30", "--cull-every=5",
+         "--url=http://127.0.0.1:8081/hub/api", "--config=/tmp/culler_test_config.py"],
+        capture_output=True, text=True)
+    log = culled.stdout + culled.stderr
+    wait_for(lambda: deployment.server("ivan") is None, 60, f"the culler to stop ivan's idle server:\n{log}")
+    assert "Culling server dana" not in log, log
+    assert (deployment.server("dana") or {}).get("ready"), log
+    assert dana.server_api("GET", f"/kernels/{kernel}").json()["execution_state"] == "busy"
+    dana.server_api("DELETE", f"/kernels/{kernel}")
+    deployment.stop_server("dana")
+
+
+def test_an_image_build_reports_each_step_as_it_starts(images, tmp_path):
+    """The file a cold deploy's driver follows gets each step of a real build, then its end."""
+    (tmp_path / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+                                         "RUN echo one > /one\nRUN sleep 1 && cat /one\n")
+    progress_file = tmp_path / "progress"
+    repository = "classroom-test/progress-probe"
+    built = subprocess.run(
+        [sys.executable, str(REPO / "images/build.py"), "--repository", repository,
+         "--dockerfile", str(tmp_path / "Dockerfile"), "--base", images["hub"],
+         "--build-arg", f"BASE_IMAGE={images['hub']}", "--force", "--progress-file", str(progress_file)],
+        capture_output=True, text=True, timeout=600)
+    try:
+        assert built.returncode == 0, built.stdout + built.stderr
+        lines = progress_file.read_text().splitlines()
+        assert any(line.startswith(f"{repository}: ") and "RUN echo one" in line for line in lines), lines
+        assert any("RUN sleep 1 && cat /one" in line for line in lines), lines
+        assert lines[-1].startswith(f"{repository}: finished in "), lines
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", f"{repository}:latest",
+                        json.loads(built.stdout)["image"] if built.returncode == 0 else f"{repository}:latest"],
+                       capture_output=True)
+
+
+def _course_records(deployment) -> dict:
+    """Every due date and score in the course's gradebook, read with nbgrader's API."""
+    code = ("import json; from nbgrader.api import Gradebook\n"
+            "gb = Gradebook('sqlite:////srv/course/test-course/gradebook.db', 'test-course')\n"
+            "print(json.dumps({a.name: [str(a.duedate), sorted((s.student.id, s.score) for s in a.submissions)]"
+            " for a in gb.assignments}))")
+    return json.loads(docker("exec", f"{deployment.name}-grading", "python3", "-c", code))
+
+
+def test_a_backup_restored_onto_a_fresh_deployment_brings_everything_back(carol, deployment):
+    """`make backup` while the classroom runs; the host loses everything (remove with volumes,
+    a fresh deploy with new secrets and passwords); `make restore` brings back every file,
+    grade, password, token and secret as they were at the backup, and nothing written after."""
+    carol.run("open('/home/jovyan/thesis.txt', 'w').write('chapter 2')")
+    in_gradebook = ("from nbgrader.api import Gradebook; import datetime as dt\n"
+                    "gb = Gradebook('sqlite:////srv/course/test-course/gradebook.db', 'test-course')\n"
+                    "gb.update_or_create_assignment('backup-probe', duedate=dt.datetime(2031, 1, 2, 3, 4))\n")
+    docker("exec", f"{deployment.name}-grading", "python3", "-c", in_gradebook)
+    records = _course_records(deployment)
+    secrets = {p.name: p.read_bytes() for p in (deployment.state_dir / "secrets").iterdir()}
+    hub_db_users = deployment.api("GET", "/users").json()
+
+    taken = driver("backup", "--config", str(TEST_CONFIG))
+    assert taken.returncode == 0, taken.stdout[-3000:]
+    folder = Path(re.search(r"Backup written: (\S+)", taken.stdout).group(1))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert f"{deployment.name}-home-carol" in manifest["volumes"], manifest
+    assert {f"{deployment.name}-course", f"{deployment.name}-hub-data"} <= set(manifest["volumes"])
+
+    carol.run("open('/home/jovyan/after-the-backup.txt', 'w').write('lost on restore')")
+    gone = driver("remove", "--config", str(TEST_CONFIG), "--delete-volumes")
+    assert gone.returncode == 0, gone.stdout[-3000:]
+    fresh = deploy(TEST_CONFIG)
+    assert fresh.passwords["carol"] != deployment.passwords["carol"]  # a new classroom, truly
+
+    restored = driver("restore", "--config", str(TEST_CONFIG), "--backup", str(folder))
+    assert restored.returncode == 0, restored.stdout[-4000:]
+    assert {p.name: p.read_bytes() for p in (deployment.state_dir / "secrets").iterdir()} == secrets
+    assert read_passwords(deployment.state_dir) == deployment.passwords
+    back = Person(deployment, "carol")  # her first password, and her old token, work again
+    back.token = carol.token
+    back.login()
+    assert back.logged_in
+    back.wait_ready()
+    assert back.server_api("GET", "/contents/thesis.txt").json()["content"] == "chapter 2"
+    assert back.server_api("GET", "/contents/after-the-backup.txt").status_code == 404
+    assert _course_records(deployment) == records
+    assert [u["name"] for u in deployment.api("GET", "/users").json()] == [u["name"] for u in hub_db_users]
+
+    damaged = folder / f"volume-{deployment.name}-course.tar.gz"
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    refused = driver("restore", "--config", str(TEST_CONFIG), "--backup", str(folder))
+    assert refused.returncode != 0 and "damaged" in refused.stdout + refused.stderr
+    assert deployment.api("GET", "/").status_code == 200  # refused before anything stopped
+    assert back.server_api("GET", "/contents/thesis.txt").status_code == 200

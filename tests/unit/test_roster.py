@@ -47,3 +47,41 @@ def test_removing_a_person_removes_their_login_and_adding_one_keeps_the_others_p
     assert set(users) == {"admin", "ada", "cy"}
     assert result["new_passwords"] == ["cy"]
     assert read_initial_passwords(tmp_path / "initial-passwords")["ada"] == ada_password
+
+
+def test_deleting_a_line_or_the_whole_file_changes_no_password(tmp_path):
+    """The file's header invites deleting lines: a redeploy afterwards keeps every hash."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps([{"username": "ada"}, {"username": "bo"}]))
+    sync(spec, tmp_path)
+    hashes = json.loads((tmp_path / "roster.json").read_text())["users"]
+    passwords_file = tmp_path / "initial-passwords"
+    kept = [line for line in passwords_file.read_text().splitlines() if not line.startswith("ada ")]
+    passwords_file.write_text("\n".join(kept) + "\n")
+    result = sync(spec, tmp_path)
+    assert result == {"changed": False, "new_passwords": [], "dropped_lines": []}
+    assert json.loads((tmp_path / "roster.json").read_text())["users"] == hashes
+    assert "ada" not in read_initial_passwords(passwords_file)  # not re-added: nobody knows it
+    passwords_file.unlink()
+    assert sync(spec, tmp_path)["new_passwords"] == []
+    assert json.loads((tmp_path / "roster.json").read_text())["users"] == hashes
+
+
+def test_an_edited_line_changes_no_password_and_is_dropped_with_a_warning(tmp_path):
+    """Typing a new password into the file does not set it; the false line goes."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps([{"username": "ada"}, {"username": "bo"}]))
+    sync(spec, tmp_path)
+    hashes = json.loads((tmp_path / "roster.json").read_text())["users"]
+    passwords_file = tmp_path / "initial-passwords"
+    bo_password = read_initial_passwords(passwords_file)["bo"]
+    text = passwords_file.read_text()
+    ada_line = next(line for line in text.splitlines() if line.startswith("ada "))
+    passwords_file.write_text(text.replace(ada_line, "ada letmein") + "mallory hunter2\n")
+    result = sync(spec, tmp_path)
+    assert result["dropped_lines"] == ["ada"] and result["new_passwords"] == []
+    assert json.loads((tmp_path / "roster.json").read_text())["users"] == hashes
+    assert read_initial_passwords(passwords_file) == {
+        "admin": read_initial_passwords(passwords_file)["admin"], "bo": bo_password}
+    assert not bcrypt.checkpw(b"letmein", hashes["ada"]["hash"].encode())
+    assert sync(spec, tmp_path) == {"changed": False, "new_passwords": [], "dropped_lines": []}

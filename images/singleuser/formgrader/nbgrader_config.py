@@ -2,14 +2,17 @@
 # exchange live on the course volume. Autograding is the grading service's job:
 # student code never runs here, next to the gradebook.
 import os
+from pathlib import Path
 
 from classroom_grading.autograde import FEEDBACK_PREPROCESSORS
 from classroom_grading.formgrader import refuse_local_autograde
+from classroom_grading.gradebook import gradebook_url
 
 c = get_config()  # noqa: F821
 course_id = os.environ["CLASSROOM_COURSE_ID"]
 c.CourseDirectory.course_id = course_id
 c.CourseDirectory.root = f"/srv/course/{course_id}"
+c.CourseDirectory.db_url = gradebook_url(Path(c.CourseDirectory.root))
 c.CourseExchange.course_root = "/srv/course"
 c.ExchangeFactory.list = "classroom_grading.exchange.CourseList"
 c.ExchangeFactory.release_assignment = "classroom_grading.exchange.CourseReleaseAssignment"
