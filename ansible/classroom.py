@@ -123,6 +123,12 @@ def check_origins(config: dict[str, Any]) -> list[str]:
         if missing:
             problems.append(f"tls.cert_file: {cert} does not cover {', '.join(missing)}; per-user subdomains need "
                             f"a certificate for both {domain} and *.{domain}")
+    if tls["http_port"] and not tls["enabled"]:
+        problems.append(f"tls.http_port: {tls['http_port']} redirects plain HTTP to HTTPS, which needs "
+                        "tls.enabled: true (with cert_file and key_file); set it to 0 without TLS")
+    if tls["http_port"] and tls["http_port"] == hub["port"]:
+        problems.append(f"tls.http_port: {tls['http_port']} is hub.port too; give plain HTTP a port of its own "
+                        "(80 on a real server)")
     return problems
 
 

@@ -10,7 +10,9 @@
 - `make deploy` of the bench instance from a cold Docker cache (its images, their build
   stages and dangling layers removed; the base image and the downloaded wheels kept) and from a
   warm one (images present); each is a first deploy of the instance, removed before;
-- grading throughput against nbgrader's serial autograde, and submit-to-feedback latency.
+- grading throughput against nbgrader's serial autograde, and submit-to-feedback latency;
+- a whole class under load (tests/bench/class_bench.py): 60 students at once through login,
+  fetch, edit, submit and feedback, with p50/p95 of each step and a check of the gradebook.
 
 Targets on a 2-core machine: burst of 30 prestarted p95 <= 10 s with no failures; idle server
 <= 100 MiB; next, 60 students with p95 <= 5 s. The bench deploys its own instance
@@ -26,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.bench import grading_bench
+from tests.bench import class_bench, grading_bench
 from tests.integration.fixtures import REPO, Person, deploy, docker, driver, wait_for
 
 BENCH_CONFIG = REPO / "tests/bench/classroom-bench.yml"
@@ -141,6 +143,7 @@ def main() -> int:
 
         results["prestart_60_s"] = round(prestart(deployment, students), 1)
         results["burst_60_prestarted"] = burst(deployment, students)
+        results["class_60"] = class_bench.run(deployment, students)
         stop_all(deployment, students)
 
         results["burst_30_cold"] = burst(deployment, students[:30])
@@ -163,6 +166,13 @@ def main() -> int:
         b = results[key]
         rows.append((key.replace("_", " "), f"p50 {b['p50_s']} s  p95 {b['p95_s']} s  max {b['max_s']} s  "
                      f"failures {b['failures']}/{b['students']}", target))
+    whole = results["class_60"]
+    rows.append(("a class of 60 at once: completed", f"{whole['completed']}/{whole['students']} in "
+                 f"{whole['wall_s']} s; gradebook one right score each: "
+                 f"{whole['gradebook_exactly_one_right_score']}", "all, and True"))
+    for step, figures in whole["steps"].items():
+        rows.append((f"  {step}", f"p50 {figures['p50_s']} s  p95 {figures['p95_s']} s  "
+                     f"({figures['done']} done)", ""))
     memory = results["idle_memory"]
     rows.append(("idle server memory", f"mean {memory['mean_mib']} MiB  max {memory['max_mib']} MiB "
                  f"({memory['servers']} servers)", "<= 100 MiB"))

@@ -77,7 +77,8 @@ class Deployment:
     @property
     def url(self) -> str:
         """The hub's origin: the name people type (`hub.domain`), not an address."""
-        return f"http://{self.config['hub'].get('domain', 'localhost')}:{self.config['hub']['port']}"
+        scheme = "https" if self.config.get("tls", {}).get("enabled") else "http"
+        return f"{scheme}://{self.config['hub'].get('domain', 'localhost')}:{self.config['hub']['port']}"
 
     def origin(self, label: str) -> str:
         """The origin of a person's server (label: their name) or a service ("NAME--service")."""

@@ -408,3 +408,39 @@ def test_a_deadline_burst_beside_hand_grading_loses_no_grade(deployment, teacher
         logs = subprocess.run(["docker", "logs", f"{deployment.name}-{service}"],
                               capture_output=True, text=True)
         assert "database is locked" not in logs.stdout + logs.stderr, service
+
+
+def test_a_grading_service_killed_mid_batch_resumes_and_grades_each_submission_once(deployment, teacher,
+                                                                                    released, explain):
+    """The grading service's process dies (SIGKILL from the host, like the OOM killer) while a
+    batch is queued and running: its restart policy brings it back, it picks up every queued and
+    running job, and each student ends with one right score, the same in the gradebook."""
+    students = ["alice", "carol", "dana", "ivan"]
+    people = []
+    for name in students:
+        person = Person(deployment, name)
+        person.login()
+        person.create_token()
+        people.append(person)
+    payload = tar_of(lab.student_notebook(lab.correct_answers()))
+    stamps = {p.name: submit_direct(deployment, p, payload).json()["timestamp"] for p in people}
+    wait_for(lambda: any(r["status"] == "running" and stamps.get(r["student"]) == r["timestamp"]
+                         for r in progress(deployment, teacher)[A]["submissions"]), 120, "a grading to start")
+    container = f"{deployment.name}-grading"
+    restarts = int(docker("inspect", "--format", "{{.RestartCount}}", container))
+    pid = int(docker("inspect", "--format", "{{.State.Pid}}", container))
+    subprocess.run(["kill", "-9", str(pid)], check=True)
+    wait_for(lambda: int(docker("inspect", "--format", "{{.RestartCount}}", container)) > restarts, 120,
+             "the grading service to be restarted")
+
+    def finished():
+        rows = progress(deployment, teacher)[A]["submissions"]
+        mine = [r for r in rows if stamps.get(r["student"]) == r["timestamp"]]
+        return mine if len(mine) == len(students) and all(r["status"] in ("done", "failed") for r in mine) else None
+    rows = wait_for(finished, 400, "every submission of the batch to be graded after the restart")
+    assert all(r["status"] == "done" and r["score"] == lab.TOTAL_POINTS for r in rows), rows
+    scores = gradebook(deployment)
+    assert all(scores[name] == lab.TOTAL_POINTS for name in students), scores
+    leftovers = docker("ps", "-aq", "--filter", f"label=org.classroom.deployment={deployment.name}",
+                       "--filter", "label=org.classroom.role=sandbox")
+    assert not leftovers, "sandboxes of the killed service were left behind"

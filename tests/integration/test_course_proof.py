@@ -33,7 +33,7 @@ def test_every_course_notebook_grades_as_the_service_grades_it_and_cheating_earn
         result = run_in_image(images["hub"], "sh", "-c", command, mounts={REPO: "/repo"},
                               options=("--name", grader, "--workdir", "/tmp",
                                        "-v", "/var/run/docker.sock:/var/run/docker.sock"),
-                              timeout=2400)
+                              timeout=3600)
     finally:
         subprocess.run(["docker", "rm", "-f", grader], capture_output=True)
         left = sandboxes(label)

@@ -1,6 +1,8 @@
 """What a sysadmin relies on: hub restarts, redeploys, the browser view and the culler."""
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -243,3 +245,69 @@ def test_a_backup_restored_onto_a_fresh_deployment_brings_everything_back(carol,
     assert refused.returncode != 0 and "damaged" in refused.stdout + refused.stderr
     assert deployment.api("GET", "/").status_code == 200  # refused before anything stopped
     assert back.server_api("GET", "/contents/thesis.txt").status_code == 200
+
+
+def _engine_answers() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def _start_engine() -> None:
+    """Start the engine as a booting host does (here, as the deploy's docker_engine role does on
+    a host without systemd), and wait until it answers."""
+    subprocess.run("setsid nohup dockerd >> /var/log/dockerd.log 2>&1 < /dev/null &", shell=True, check=True)
+    wait_for(_engine_answers, 120, "the Docker engine to answer")
+
+
+def _classroom_is_back(deployment, person: Person) -> None:
+    """The hub answers through the proxy, every service runs, and a student works again."""
+    wait_for(lambda: deployment.api("GET", "/").status_code == 200, 180, "the hub to answer again")
+    for role in ("proxy", "grading", "formgrader"):
+        wait_for(lambda: docker("inspect", "--format", "{{.State.Running}}", f"{deployment.name}-{role}") == "true",
+                 120, f"the {role} to run again")
+    wait_for(lambda: requests_ok(f"{deployment.service_url('grading')}/api/progress", person.token), 120,
+             "the grading service to answer")
+    person.login()
+    person.wait_ready()
+    assert person.server_api("GET", "/contents/before-the-outage.txt").json()["content"] == "kept"
+    assert person.run("print(6 * 7)").strip() == "42"
+
+
+def requests_ok(url: str, token: str) -> bool:
+    import requests
+
+    return requests.get(url, headers={"Authorization": f"token {token}"}, timeout=30).status_code in (200, 403)
+
+
+def test_the_classroom_comes_back_by_itself_after_the_engine_restarts(carol, deployment):
+    """The engine stops (every container with it, as when the host shuts down) and starts again:
+    the hub, proxy, grading service and formgrader come back by their restart policies, the
+    hub notices that students' servers are gone, and a student logs in to their kept work."""
+    carol.run("open('/home/jovyan/before-the-outage.txt', 'w').write('kept')")
+    pid = int(subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0])
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not _engine_answers() and subprocess.run(["pgrep", "-x", "dockerd"]).returncode != 0,
+             180, "the engine to stop")
+    _start_engine()
+    _classroom_is_back(deployment, carol)
+
+
+def test_the_classroom_comes_back_after_a_power_cut(carol, deployment):
+    """Every process of the engine and of every container is killed at once (no shutdown at
+    all); when the engine starts again the classroom recovers, its databases intact."""
+    carol.run("open('/home/jovyan/before-the-outage.txt', 'w').write('kept')")
+    pids = docker("ps", "-q")
+    container_pids = [docker("inspect", "--format", "{{.State.Pid}}", c) for c in pids.split()]
+    engine = subprocess.run(["pgrep", "-x", "dockerd|containerd|containerd-shim.*"],
+                            capture_output=True, text=True).stdout.split()
+    for pid in engine + container_pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    wait_for(lambda: not _engine_answers(), 60, "the engine to be gone")
+    subprocess.run(["pkill", "-9", "-f", "containerd-shim"], capture_output=True)
+    _start_engine()
+    _classroom_is_back(deployment, carol)
+    check = ("import sqlite3; print(sqlite3.connect('/srv/jupyterhub/data/jupyterhub.sqlite')"
+             ".execute('pragma integrity_check').fetchone()[0])")
+    assert docker("exec", f"{deployment.name}-hub", "python3", "-c", check) == "ok"

@@ -63,6 +63,14 @@ def test_tls_without_files_is_refused(tmp_path):
         load_config(write(tmp_path, "tls:\n  enabled: true\n"))
 
 
+def test_a_plain_http_port_needs_tls_and_a_port_of_its_own(tmp_path):
+    with pytest.raises(ConfigError, match="tls.http_port: 8080 redirects plain HTTP to HTTPS, which needs"):
+        load_config(write(tmp_path, "tls:\n  http_port: 8080\n"))
+    with pytest.raises(ConfigError, match="tls.http_port: 443 is hub.port too"):
+        load_config(write(tmp_path, "hub:\n  port: 443\ntls:\n  enabled: true\n  cert_file: /c.pem\n"
+                                    "  key_file: /k.pem\n  http_port: 443\n"))
+
+
 def test_broken_yaml_names_the_line(tmp_path):
     with pytest.raises(ConfigError, match=r"not valid YAML at line 3, column 9"):
         load_config(write(tmp_path, "hub:\n  port: 1\n  bind: : x\n"))
