@@ -441,6 +441,10 @@ def test_a_grading_service_killed_mid_batch_resumes_and_grades_each_submission_o
     assert all(r["status"] == "done" and r["score"] == lab.TOTAL_POINTS for r in rows), rows
     scores = gradebook(deployment)
     assert all(scores[name] == lab.TOTAL_POINTS for name in students), scores
-    leftovers = docker("ps", "-aq", "--filter", f"label=org.classroom.deployment={deployment.name}",
-                       "--filter", "label=org.classroom.role=sandbox")
-    assert not leftovers, "sandboxes of the killed service were left behind"
+    # the killed service's sandboxes are gone; only the new one's (spares kept warm) remain
+    restarted_at = docker("inspect", "--format", "{{.State.StartedAt}}", container)
+    sandboxes = docker("ps", "-aq", "--filter", f"label=org.classroom.deployment={deployment.name}",
+                       "--filter", "label=org.classroom.role=sandbox").split()
+    created = [subprocess.run(["docker", "inspect", "--format", "{{.Created}}", box],  # gone meanwhile: ""
+                              capture_output=True, text=True).stdout.strip() or "9999" for box in sandboxes]
+    assert all(when > restarted_at for when in created), (restarted_at, created)
