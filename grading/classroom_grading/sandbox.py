@@ -116,8 +116,10 @@ def grading_environment(limits: Limits) -> dict[str, str]:
     fast mode (small data, few epochs), so that the solution's reference run and every
     submission run the same sizes, well inside the grading limits."""
     threads = str(max(1, int(limits.cpus)))
+    # as students' servers get (hub/classroom_hub/spawner.py, thread_environment)
     return {"NBGRADER_EXECUTION": "autograde", "NNCOURSE_FAST_MODE": "1",
-            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+            **{name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "TF_NUM_INTRAOP_THREADS")}}
 
 
 def request(notebook_name: str, payload: bytes, identity: str = "") -> tuple[bytes, str]:
