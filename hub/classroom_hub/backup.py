@@ -92,6 +92,8 @@ def archive_folder(folder: Path, archive: Path) -> dict[str, int]:
     side_files = {Path(str(db) + suffix) for db in databases for suffix in SQLITE_SIDE_FILES}
     counts = {"files": 0, "databases": 0}
     with tempfile.TemporaryDirectory() as scratch, tarfile.open(archive, "w:gz") as tar:
+        # the folder itself first: a volume's owner and mode (a home belongs to its student)
+        tar.add(str(folder), arcname=".", recursive=False)
         for path in sorted(folder.rglob("*")):
             name = path.relative_to(folder).as_posix()
             if path in side_files:

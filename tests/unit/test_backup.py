@@ -47,6 +47,8 @@ def test_a_database_written_during_the_backup_is_copied_whole(tmp_path):
 def test_files_owners_modes_and_links_come_back(tmp_path):
     folder = tmp_path / "home"
     (folder / "work").mkdir(parents=True)
+    os.chown(folder, 1000, 1000)
+    os.chmod(folder, 0o750)
     (folder / "work/notes.txt").write_text("chapter 1")
     os.chmod(folder / "work/notes.txt", 0o640)
     os.chown(folder / "work/notes.txt", 1000, 1000)
@@ -54,8 +56,9 @@ def test_files_owners_modes_and_links_come_back(tmp_path):
     (folder / "fake.db").write_bytes(b"SQLite format 3\x00 but not really a database")
     archive_folder(folder, tmp_path / "home.tar.gz")
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir()  # as a new volume's folder: root's, 0755
     extract_folder(tmp_path / "home.tar.gz", out)
+    assert (out.stat().st_uid, out.stat().st_mode & 0o777) == (1000, 0o750)  # the student's again
     restored = out / "work/notes.txt"
     assert restored.read_text() == "chapter 1"
     assert (restored.stat().st_mode & 0o777, restored.stat().st_uid) == (0o640, 1000)
