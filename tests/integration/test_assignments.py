@@ -353,17 +353,21 @@ def test_the_formgraders_autograde_button_refuses_and_keeps_the_graded_copy(depl
     assert f"{lab.NOTEBOOK}.ipynb" in listed.split()
 
 
+def with_tokens(deployment, names: list[str]) -> list[Person]:
+    """Each named student logged in, with an API token of their own."""
+    people = [Person(deployment, name) for name in names]
+    for person in people:
+        person.login()
+        person.create_token()
+    return people
+
+
 def test_a_deadline_burst_beside_hand_grading_loses_no_grade(deployment, teacher, released, explain):
     """Submissions at twice the worker count arrive at once while the instructor grades by hand
     in the formgrader: every write to the one SQLite gradebook lands ("database is locked"
     nowhere), and each student has exactly their score."""
     students = ["alice", "carol", "dana", "ivan"][: 2 * deployment.config["grading"]["workers"]]
-    people = []
-    for name in students:
-        person = Person(deployment, name)
-        person.login()
-        person.create_token()
-        people.append(person)
+    people = with_tokens(deployment, students)
     listed = formgrader(deployment, teacher, "GET", f"formgrader/api/submitted_notebooks/{A}/{lab.NOTEBOOK}")
     bob_notebook = next(n for n in listed.json() if n["student"] == "bob")
     hand_graded = next(g for g in formgrader(deployment, teacher, "GET", "formgrader/api/grades",
@@ -416,12 +420,7 @@ def test_a_grading_service_killed_mid_batch_resumes_and_grades_each_submission_o
     batch is queued and running: its restart policy brings it back, it picks up every queued and
     running job, and each student ends with one right score, the same in the gradebook."""
     students = ["alice", "carol", "dana", "ivan"]
-    people = []
-    for name in students:
-        person = Person(deployment, name)
-        person.login()
-        person.create_token()
-        people.append(person)
+    people = with_tokens(deployment, students)
     payload = tar_of(lab.student_notebook(lab.correct_answers()))
     stamps = {p.name: submit_direct(deployment, p, payload).json()["timestamp"] for p in people}
     wait_for(lambda: any(r["status"] == "running" and stamps.get(r["student"]) == r["timestamp"]
