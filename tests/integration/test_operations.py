@@ -240,6 +240,19 @@ def test_a_backup_restored_onto_a_fresh_deployment_brings_everything_back(carol,
     assert _course_records(deployment) == records
     assert [u["name"] for u in deployment.api("GET", "/users").json()] == [u["name"] for u in hub_db_users]
 
+    # the schedule's service is up and waiting for its time
+    logs = subprocess.run(["docker", "logs", f"{deployment.name}-backup"], capture_output=True, text=True)
+    assert "next backup at" in logs.stdout, logs.stdout + logs.stderr
+    # retention: a backup with keep 1 leaves itself alone in the folder
+    hub_image = docker("inspect", "--format", "{{.Config.Image}}", f"{deployment.name}-hub")
+    docker("run", "--rm", "--network", "none", "-v", "/var/run/docker.sock:/var/run/docker.sock",
+           "-v", f"{deployment.state_dir}:/srv/state", "-v", f"{folder.parent}:/srv/backups",
+           "--entrypoint", "classroom-backup", hub_image, "create", "--name", deployment.name,
+           "--state", "/srv/state", "--dest", "/srv/backups", "--host-dest", str(folder.parent),
+           "--image", hub_image, "--keep", "2")
+    kept = sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(f"{deployment.name}-"))
+    assert len(kept) == 2 and folder.name in kept, kept
+
     damaged = folder / f"volume-{deployment.name}-course.tar.gz"
     damaged.write_bytes(damaged.read_bytes()[:-100])
     refused = driver("restore", "--config", str(TEST_CONFIG), "--backup", str(folder))
