@@ -132,3 +132,30 @@ def run(deployment, students: list[str], teacher_name: str = "teacher") -> dict:
             "failed_at": {r["student"]: r["failed_at"] for r in results if r["failed_at"]},
             "wall_s": round(wall, 1), "steps": steps,
             "gradebook_exactly_one_right_score": not wrong, "wrong_in_gradebook": wrong}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Only this benchmark, on the bench instance: `python -m tests.bench.class_bench [--students N]`
+    (`make bench` runs it with 60 among the others)."""
+    import argparse
+    import json
+
+    from tests.bench.bench import BENCH_CONFIG, prestart
+    from tests.integration.fixtures import deploy, driver
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--students", type=int, default=60)
+    args = parser.parse_args(argv)
+    deployment = deploy(BENCH_CONFIG)
+    students = [f"s{i:02d}" for i in range(1, args.students + 1)]
+    try:
+        prestarted = prestart(deployment, students)
+        result = run(deployment, students)
+    finally:
+        driver("remove", "--config", str(BENCH_CONFIG), "--delete-volumes")
+    print(json.dumps({"prestart_s": round(prestarted, 1), **result}, indent=2))
+    return 0 if result["completed"] == result["students"] and result["gradebook_exactly_one_right_score"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
