@@ -54,7 +54,17 @@ def test_files_owners_modes_and_links_come_back(tmp_path):
     os.chown(folder / "work/notes.txt", 1000, 1000)
     (folder / "link").symlink_to("work/notes.txt")
     (folder / "fake.db").write_bytes(b"SQLite format 3\x00 but not really a database")
+    secret = tmp_path / "root-only.txt"  # outside the home: a student's link to it stays a link
+    secret.write_text("not the student's")
+    (folder / "peek").symlink_to(secret)
+    (folder / "peek.db").symlink_to(secret)
     archive_folder(folder, tmp_path / "home.tar.gz")
+    with tarfile.open(tmp_path / "home.tar.gz") as tar:
+        for name in ("peek", "peek.db"):
+            member = tar.getmember(name)
+            assert member.issym() and member.size == 0 and member.linkname == str(secret)
+        assert b"not the student's" not in b"".join(
+            tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
     out = tmp_path / "out"
     out.mkdir()  # as a new volume's folder: root's, 0755
     extract_folder(tmp_path / "home.tar.gz", out)
