@@ -108,3 +108,43 @@ def test_tensorboard_opens_through_the_hub_and_shows_the_students_runs(alice, de
     other = requests.get(f"{base}/data/runs", headers={"Authorization": f"token {bob.token}"}, timeout=60,
                          allow_redirects=False)
     assert other.status_code in (302, 403), other.status_code
+
+
+SERVED_APP = '''
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.get("/predict")
+def predict(x: float = 1.0):
+    return {"y": 2 * x}
+'''
+
+SERVE_THE_APP = f"""
+import pathlib, subprocess, sys
+pathlib.Path("/home/jovyan/served.py").write_text({SERVED_APP!r})
+process = subprocess.Popen([sys.executable, "-m", "uvicorn", "served:app", "--host", "127.0.0.1",
+                            "--port", "8765", "--log-level", "warning"], cwd="/home/jovyan",
+                           start_new_session=True)
+print(process.pid)
+"""
+
+
+def test_a_web_app_served_from_the_students_server_opens_through_the_hub(alice, deployment):
+    """Unit 18 serves a FastAPI app on localhost inside the student's server; the student's
+    browser reaches it at /user/NAME/proxy/PORT/ through the hub (jupyter-server-proxy, loaded
+    on first use), and nobody else's token does."""
+    pid = alice.run(SERVE_THE_APP).strip()
+    url = f"{deployment.user_url('alice')}/proxy/8765/predict?x=3"
+    headers = {"Authorization": f"token {alice.token}"}
+    try:
+        answer = wait_for(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
+            alice.session.get(url, headers=headers, timeout=60)), 120, "the app to answer through the hub")
+        assert answer == {"y": 6.0}
+        bob = Person(deployment, "bob")
+        bob.login()
+        bob.create_token()
+        other = requests.get(url, headers={"Authorization": f"token {bob.token}"}, timeout=60,
+                             allow_redirects=False)
+        assert other.status_code in (302, 403), other.status_code
+    finally:
+        alice.run(f"import os, signal\nos.killpg({pid}, signal.SIGTERM)")
