@@ -49,13 +49,17 @@ def test_removing_a_person_removes_their_login_and_adding_one_keeps_the_others_p
     assert read_initial_passwords(tmp_path / "initial-passwords")["ada"] == ada_password
 
 
-def test_deleting_a_line_or_the_whole_file_changes_no_password(tmp_path):
-    """The file's header invites deleting lines: a redeploy afterwards keeps every hash."""
+def synced_ada_and_bo(tmp_path):
+    """A roster of ada and bo synced once: the spec, the stored hashes, the passwords file."""
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps([{"username": "ada"}, {"username": "bo"}]))
     sync(spec, tmp_path)
-    hashes = json.loads((tmp_path / "roster.json").read_text())["users"]
-    passwords_file = tmp_path / "initial-passwords"
+    return spec, json.loads((tmp_path / "roster.json").read_text())["users"], tmp_path / "initial-passwords"
+
+
+def test_deleting_a_line_or_the_whole_file_changes_no_password(tmp_path):
+    """The file's header invites deleting lines: a redeploy afterwards keeps every hash."""
+    spec, hashes, passwords_file = synced_ada_and_bo(tmp_path)
     kept = [line for line in passwords_file.read_text().splitlines() if not line.startswith("ada ")]
     passwords_file.write_text("\n".join(kept) + "\n")
     result = sync(spec, tmp_path)
@@ -69,11 +73,7 @@ def test_deleting_a_line_or_the_whole_file_changes_no_password(tmp_path):
 
 def test_an_edited_line_changes_no_password_and_is_dropped_with_a_warning(tmp_path):
     """Typing a new password into the file does not set it; the false line goes."""
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps([{"username": "ada"}, {"username": "bo"}]))
-    sync(spec, tmp_path)
-    hashes = json.loads((tmp_path / "roster.json").read_text())["users"]
-    passwords_file = tmp_path / "initial-passwords"
+    spec, hashes, passwords_file = synced_ada_and_bo(tmp_path)
     bo_password = read_initial_passwords(passwords_file)["bo"]
     text = passwords_file.read_text()
     ada_line = next(line for line in text.splitlines() if line.startswith("ada "))
