@@ -36,13 +36,15 @@ def open_gradebook(store: Store):
 
 def patiently(read: Callable[[], T], attempts: int = 10, pause: float = 0.5) -> T:
     """Run a read of the gradebook again while a grading worker or the formgrader holds its
-    write lock (SQLite answers "database is locked"), for up to attempts * pause seconds."""
+    write lock (SQLite answers "database is locked"), or when a row it had begun to read went
+    away in between (a resubmission replaced it), for up to attempts * pause seconds."""
     from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm.exc import ObjectDeletedError
 
     for attempt in range(attempts):
         try:
             return read()
-        except OperationalError:
+        except (OperationalError, ObjectDeletedError):
             if attempt == attempts - 1:
                 raise
             time.sleep(pause)
@@ -81,16 +83,25 @@ def set_deadline(store: Store, assignment: str, value: Any) -> str | None:
 
 def scores(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
     """{(assignment, student): score, max_score, seconds_late, needs_manual_grade, timestamp} of
-    each graded submission, hand grading included."""
+    each graded submission, hand grading included.
+
+    One SELECT: SQLite gives a statement one snapshot, while nbgrader's objects would load each
+    submission's student and score lazily, in later statements, and a worker replacing that
+    submission in between (a resubmission) made the read fail."""
+    from nbgrader.api import Assignment, Student, SubmittedAssignment
+
     def read():
         found = {}
         with open_gradebook(store) as gb:
-            for assignment in gb.assignments:
-                for submission in assignment.submissions:
-                    found[(assignment.name, submission.student.id)] = {
-                        "score": submission.score, "max_score": submission.max_score,
-                        "seconds_late": submission.total_seconds_late,
-                        "needs_manual_grade": bool(submission.needs_manual_grade),
-                        "timestamp": submission.timestamp}
+            rows = (gb.db.query(Assignment.name, Student.id, SubmittedAssignment.score,
+                                SubmittedAssignment.max_score, SubmittedAssignment.needs_manual_grade,
+                                SubmittedAssignment.timestamp, Assignment.duedate, SubmittedAssignment.extension)
+                    .join(SubmittedAssignment.assignment).join(SubmittedAssignment.student))
+            for name, student, score, max_score, needs_manual_grade, timestamp, due, extension in rows:
+                if due is not None and extension is not None:
+                    due = due + extension
+                late = max(0.0, (timestamp - due).total_seconds()) if timestamp and due else 0
+                found[(name, student)] = {"score": score, "max_score": max_score, "seconds_late": late,
+                                          "needs_manual_grade": bool(needs_manual_grade), "timestamp": timestamp}
         return found
     return patiently(read)

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from . import assignment as lab
-from .fixtures import Person, docker, wait_for
+from .fixtures import REPO, Person, docker, run_in_image, wait_for
 
 COURSE = "test-course"
 A = lab.ASSIGNMENT
@@ -351,6 +351,16 @@ def test_the_formgraders_autograde_button_refuses_and_keeps_the_graded_copy(depl
     assert "grading service" in response.json()["error"]
     listed = docker("exec", f"{deployment.name}-formgrader", "ls", f"/srv/course/{COURSE}/autograded/alice/{A}")
     assert f"{lab.NOTEBOOK}.ipynb" in listed.split()
+
+
+def test_the_grading_page_reads_scores_while_resubmissions_replace_them(images):
+    """While a worker replaces a student's submission in the gradebook (a resubmission being
+    graded), does every read of the scores the grading page shows succeed, with each row whole?
+    (The page read each submission's fields in separate statements and answered 500 when the
+    row went in between.)"""
+    result = run_in_image(images["hub"], "python", "/tests/gradebook_readers.py", "/grading", "10",
+                          mounts={REPO / "tests/integration": "/tests", REPO / "grading": "/grading"}, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
 
 
 def with_tokens(deployment, names: list[str]) -> list[Person]:
