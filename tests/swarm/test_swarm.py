@@ -1,0 +1,162 @@
+"""One classroom across several machines, on Docker Swarm: three test nodes on this machine
+(tests/swarm/nodes.py), deployed through the playbooks over SSH from an inventory.
+
+What is proved so far: the inventory's groups form the swarm (one manager, two workers,
+one of them a GPU node) with each node labelled; the registry runs on the manager over TLS
+with a password; every node holds the classroom's images, pulled by digest; the GPU
+profile's placement (one whole GPU, as a generic resource) lands on the GPU node, and a
+second GPU task waits rather than share it; a rerun changes nothing.
+
+The first manager's engine is seeded with the images this machine's engine already built
+for the same sources (`docker save | docker load`), as a redeploy finds them; a first
+deploy builds them there (the same images role, minutes longer).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from tests.integration.fixtures import ARTIFACTS, REPO, driver
+from tests.swarm import nodes as test_nodes
+
+CONFIG = REPO / "tests/swarm/classroom-swarm.yml"
+
+
+def host_images() -> list[str]:
+    """The images the first manager is seeded with: the base image and the latest hub and
+    CPU images this machine's engine built (the single-host test deployment's)."""
+    config = yaml.safe_load(CONFIG.read_text())
+    base = config.get("images", {}).get("base", "debian:bookworm-slim")
+    names = [base, "classroom/hub:latest", "classroom/cpu:latest"]
+    present = [n for n in names if subprocess.run(["docker", "image", "inspect", n],
+                                                  capture_output=True).returncode == 0]
+    # The fingerprint tags too, which the images role looks for.
+    tags = []
+    for name in present[1:]:
+        image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", name],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        tags += [t for t in subprocess.run(["docker", "image", "inspect", "--format",
+                                            "{{range .RepoTags}}{{println .}}{{end}}", image_id],
+                                           capture_output=True, text=True, check=True).stdout.split()]
+    return present[:1] + sorted(set(tags))
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory):
+    """Three nodes (the third with one GPU), the classroom deployed across them; removed after."""
+    test_nodes.down()
+    nodes = test_nodes.up(3, gpu_nodes=(3,))
+    try:
+        began = time.monotonic()
+        images = host_images()
+        if images:
+            save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+            nodes[0].docker("load", "-q", stdin=save.stdout, text=False)
+            save.wait()
+        seeded = time.monotonic() - began
+        folder = tmp_path_factory.mktemp("swarm")
+        inventory = folder / "inventory.yml"
+        inventory.write_text(yaml.safe_dump(test_nodes.inventory(nodes)))
+        began = time.monotonic()
+        first = driver("deploy", "--config", str(CONFIG), "--inventory", str(inventory))
+        seconds = time.monotonic() - began
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "swarm-deploy.txt").write_text(first.stdout + first.stderr)
+        cost = f"swarm test: 3 nodes up, first manager seeded in {seeded:.0f} s, first deploy {seconds:.0f} s"
+        (ARTIFACTS / "swarm-cost.txt").write_text(cost + "\n")
+        print(cost)
+        assert first.returncode == 0, (first.stdout + first.stderr)[-6000:]
+        yield {"nodes": nodes, "inventory": inventory, "deploy_seconds": seconds}
+    finally:
+        test_nodes.down()
+
+
+def manager(swarm, *args: str) -> str:
+    return swarm["nodes"][0].docker(*args).stdout.strip()
+
+
+def test_the_inventory_forms_one_swarm_with_labelled_nodes(swarm):
+    """Does the inventory make one swarm of three nodes (one manager), each labelled with its
+    inventory name and whether it is a GPU node, and does each advertise what it has?"""
+    listed = [json.loads(line) for line in manager(swarm, "node", "ls", "--format", "{{json .}}").splitlines()]
+    assert len(listed) == 3 and all(n["Status"] == "Ready" for n in listed), listed
+    assert sum(1 for n in listed if n["ManagerStatus"]) == 1, listed
+    labels = {}
+    for node in swarm["nodes"]:
+        node_id = node.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+        spec = json.loads(manager(swarm, "node", "inspect", node_id, "--format", "{{json .Spec.Labels}}"))
+        labels[node.name] = spec
+    assert labels == {n.name: {"org.classroom.host": n.name, "org.classroom.gpu": "true" if n.gpus else "false"}
+                      for n in swarm["nodes"]}, labels
+
+
+def test_every_node_holds_the_images_pulled_by_digest_from_the_registry(swarm):
+    """Does every node hold the hub and CPU images under the registry's digest, and does the
+    registry refuse a client without the deployment's password?"""
+    address = f"{swarm['nodes'][0].address}:5000"
+    for node in swarm["nodes"]:
+        digests = node.docker("image", "ls", "--digests", "--format", "{{.Repository}}@{{.Digest}}").stdout.split()
+        for name in ("classroom/hub", "classroom/cpu"):
+            assert any(d.startswith(f"{address}/{name}@sha256:") for d in digests), (node.name, digests)
+    # Without the password (a student's server could reach the address): refused.
+    ca = f"/etc/docker/certs.d/{address}/ca.crt"
+    anonymous = subprocess.run(["curl", "-sS", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}",
+                                f"https://{address}/v2/_catalog"], capture_output=True, text=True)
+    assert anonymous.stdout == "401", anonymous.stdout + anonymous.stderr
+
+
+def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
+    """Does a task that asks for one whole GPU land on the GPU node, with that GPU named in its
+    environment, and does a second one wait instead of sharing it?"""
+    image = next(d for d in swarm["nodes"][0].docker("image", "ls", "--digests", "--format",
+                                                      "{{.Repository}}@{{.Digest}}").stdout.split()
+                 if "/classroom/hub@" in d)
+    services = []
+    try:
+        for name in ("gpu-a", "gpu-b"):
+            manager(swarm, "service", "create", "--detach", "--name", f"clsw-{name}", "--generic-resource",
+                    "NVIDIA-GPU=1", "--restart-condition", "none", image, "sleep", "600")
+            services.append(f"clsw-{name}")
+        deadline = time.monotonic() + 120
+        while True:
+            tasks = {s: json.loads(manager(swarm, "service", "ps", s, "--format", "{{json .}}").splitlines()[0])
+                     for s in services}
+            running = [s for s, t in tasks.items() if t["CurrentState"].startswith("Running")]
+            if running or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert len(running) == 1, tasks
+        assert tasks[running[0]]["Node"] == "clsw-n3", tasks
+        time.sleep(5)   # the other stays pending: no second GPU anywhere
+        other = next(s for s in services if s not in running)
+        state = json.loads(manager(swarm, "service", "ps", other, "--format", "{{json .}}").splitlines()[0])
+        assert state["CurrentState"].startswith("Pending"), state
+        task = manager(swarm, "service", "ps", running[0], "-q", "--no-trunc").split()[0]
+        env = json.loads(manager(swarm, "inspect", task, "--format", "{{json .Spec.ContainerSpec.Env}}")) or []
+        assert any(e.startswith("DOCKER_RESOURCE_NVIDIA-GPU=GPU-clsw-n3-0") for e in env), env
+    finally:
+        for service in services:
+            swarm["nodes"][0].docker("service", "rm", service, check=False)
+
+
+def test_a_second_deploy_changes_nothing(swarm):
+    """Does deploying the same inventory again report no changed task?"""
+    again = driver("deploy", "--config", str(CONFIG), "--inventory", str(swarm["inventory"]))
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-6000:]
+    assert "0 changed task(s)" in output, output[-6000:]
+
+
+def test_remove_takes_the_registry_away_and_leaves_the_swarm(swarm):
+    """Does `make remove --delete-volumes` with the swarm's inventory remove the registry service,
+    its secrets and its images, and leave the nodes in the swarm?"""
+    removed = driver("remove", "--config", str(CONFIG), "--inventory", str(swarm["inventory"]), "--delete-volumes")
+    assert removed.returncode == 0, (removed.stdout + removed.stderr)[-6000:]
+    assert manager(swarm, "service", "ls", "-q") == ""
+    assert manager(swarm, "secret", "ls", "-q") == ""
+    assert "classroom-swarm-registry-data" not in manager(swarm, "volume", "ls", "-q").split()
+    assert len(manager(swarm, "node", "ls", "-q").split()) == 3
