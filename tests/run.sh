@@ -24,7 +24,7 @@ case "$suite" in
     exec $PY -m pytest tests/unit "$@" ;;
   integration)
     ensure_chromium
-    exec $PY -m pytest images hub/tests tests/integration "$@" ;;
+    exec $PY -m pytest images hub/tests tests/integration tests/swarm "$@" ;;
   all)
     ensure_chromium
     exec $PY -m pytest "$@" ;;

@@ -80,8 +80,9 @@ def in_netns(node: Node, *args: str) -> list[str]:
 
 
 def ensure_packages() -> None:
-    """The SSH server (and rsync, for the deploy's copy of the sources) when missing."""
-    missing = [pkg for pkg, path in (("openssh-server", "/usr/sbin/sshd"), ("rsync", "/usr/bin/rsync"))
+    """The SSH server, rsync (the deploy's copy of the sources) and the engine, when missing."""
+    missing = [pkg for pkg, path in (("openssh-server", "/usr/sbin/sshd"), ("rsync", "/usr/bin/rsync"),
+                                     ("docker.io", "/usr/sbin/dockerd"))
                if not Path(path).exists()]
     if missing:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

@@ -136,8 +136,10 @@ def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
         state = json.loads(manager(swarm, "service", "ps", other, "--format", "{{json .}}").splitlines()[0])
         assert state["CurrentState"].startswith("Pending"), state
         task = manager(swarm, "service", "ps", running[0], "-q", "--no-trunc").split()[0]
-        env = json.loads(manager(swarm, "inspect", task, "--format", "{{json .Spec.ContainerSpec.Env}}")) or []
-        assert any(e.startswith("DOCKER_RESOURCE_NVIDIA-GPU=GPU-clsw-n3-0") for e in env), env
+        container = manager(swarm, "inspect", task, "--format", "{{.Status.ContainerStatus.ContainerID}}")
+        # The GPU's id reaches the container (the NVIDIA runtime reads it to pick the device).
+        env = json.loads(swarm["nodes"][2].docker("inspect", container, "--format", "{{json .Config.Env}}").stdout)
+        assert "DOCKER_RESOURCE_NVIDIA-GPU=GPU-clsw-n3-0" in env, env
     finally:
         for service in services:
             swarm["nodes"][0].docker("service", "rm", service, check=False)
