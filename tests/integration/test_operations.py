@@ -261,6 +261,21 @@ def test_a_backup_restored_onto_a_fresh_deployment_brings_everything_back(carol,
     assert back.server_api("GET", "/contents/thesis.txt").status_code == 200
 
 
+def _host_engine_processes(pattern: str = "dockerd|containerd|containerd-shim.*") -> list[int]:
+    """The engine's processes in this machine's own network namespace: the swarm suite's test
+    nodes run engines of their own, each in its namespace, which these tests leave alone."""
+    found = subprocess.run(["pgrep", "-x", pattern], capture_output=True, text=True).stdout.split()
+    ours = os.readlink("/proc/self/ns/net")
+    pids = []
+    for pid in found:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") == ours:
+                pids.append(int(pid))
+        except OSError:
+            pass   # gone meanwhile
+    return pids
+
+
 def _engine_answers() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
@@ -297,10 +312,9 @@ def test_the_classroom_comes_back_by_itself_after_the_engine_restarts(carol, dep
     the hub, proxy, grading service and formgrader come back by their restart policies, the
     hub notices that students' servers are gone, and a student logs in to their kept work."""
     carol.run("open('/home/jovyan/before-the-outage.txt', 'w').write('kept')")
-    pid = int(subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0])
+    pid = _host_engine_processes("dockerd")[0]
     os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not _engine_answers() and subprocess.run(["pgrep", "-x", "dockerd"]).returncode != 0,
-             180, "the engine to stop")
+    wait_for(lambda: not _engine_answers() and not _host_engine_processes("dockerd"), 180, "the engine to stop")
     _start_engine()
     _classroom_is_back(deployment, carol)
 
@@ -311,16 +325,12 @@ def test_the_classroom_comes_back_after_a_power_cut(carol, deployment):
     carol.run("open('/home/jovyan/before-the-outage.txt', 'w').write('kept')")
     pids = docker("ps", "-q")
     container_pids = [docker("inspect", "--format", "{{.State.Pid}}", c) for c in pids.split()]
-    engine = subprocess.run(["pgrep", "-x", "dockerd|containerd|containerd-shim.*"],
-                            capture_output=True, text=True).stdout.split()
-    for pid in engine + container_pids:
+    for pid in _host_engine_processes() + container_pids:
         try:
             os.kill(int(pid), signal.SIGKILL)
         except (ProcessLookupError, ValueError):
             pass
-    subprocess.run(["pkill", "-9", "-f", "containerd-shim"], capture_output=True)
-    wait_for(lambda: subprocess.run(["pgrep", "-x", "dockerd|containerd"]).returncode != 0, 60,
-             "the engine's processes to be gone")
+    wait_for(lambda: not _host_engine_processes(), 60, "the engine's processes to be gone")
     Path("/var/run/docker.pid").unlink(missing_ok=True)  # a boot starts with an empty /run
     _start_engine()
     _classroom_is_back(deployment, carol)
