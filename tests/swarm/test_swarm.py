@@ -7,8 +7,8 @@ with a password; every node holds the classroom's images, pulled by digest; the 
 profile's placement (one whole GPU, as a generic resource) lands on the GPU node, and a
 second GPU task waits rather than share it; a rerun changes nothing.
 
-The first manager's engine is seeded with the images this machine's engine already built
-for the same sources (`docker save | docker load`), as a redeploy finds them; a first
+The first manager's engine is seeded with the images the single-host test deployment built
+from the same sources (`docker save | docker load`), as a redeploy finds them; a first
 deploy builds them there (the same images role, minutes longer).
 """
 from __future__ import annotations
@@ -26,37 +26,24 @@ from tests.swarm import nodes as test_nodes
 CONFIG = REPO / "tests/swarm/classroom-swarm.yml"
 
 
-def host_images() -> list[str]:
-    """The images the first manager is seeded with: the base image and the latest hub and
-    CPU images this machine's engine built (the single-host test deployment's)."""
+def seed_images(images: dict[str, str]) -> list[str]:
+    """The images the first manager is seeded with: the base image, and the hub and CPU images
+    of the single-host test deployment (built from the same sources, so with the same tags)."""
     config = yaml.safe_load(CONFIG.read_text())
-    base = config.get("images", {}).get("base", "debian:bookworm-slim")
-    names = [base, "classroom/hub:latest", "classroom/cpu:latest"]
-    present = [n for n in names if subprocess.run(["docker", "image", "inspect", n],
-                                                  capture_output=True).returncode == 0]
-    # The fingerprint tags too, which the images role looks for.
-    tags = []
-    for name in present[1:]:
-        image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", name],
-                                  capture_output=True, text=True, check=True).stdout.strip()
-        tags += [t for t in subprocess.run(["docker", "image", "inspect", "--format",
-                                            "{{range .RepoTags}}{{println .}}{{end}}", image_id],
-                                           capture_output=True, text=True, check=True).stdout.split()]
-    return present[:1] + sorted(set(tags))
+    return [config.get("images", {}).get("base", "debian:bookworm-slim"), images["hub"], images["cpu"]]
 
 
 @pytest.fixture(scope="module")
-def swarm(tmp_path_factory):
+def swarm(tmp_path_factory, images):
     """Three nodes (the third with one GPU), the classroom deployed across them; removed after."""
     test_nodes.down()
     nodes = test_nodes.up(3, gpu_nodes=(3,))
     try:
         began = time.monotonic()
-        images = host_images()
-        if images:
-            save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-            nodes[0].docker("load", "-q", stdin=save.stdout, text=False)
-            save.wait()
+        save = subprocess.Popen(["docker", "save", *seed_images(images)], stdout=subprocess.PIPE)
+        nodes[0].docker("load", "-q", stdin=save.stdout, text=False)
+        if save.wait() != 0:
+            raise RuntimeError("docker save of the seed images failed")
         seeded = time.monotonic() - began
         folder = tmp_path_factory.mktemp("swarm")
         inventory = folder / "inventory.yml"
