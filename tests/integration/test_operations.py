@@ -269,10 +269,15 @@ def _host_engine_processes(pattern: str = "dockerd|containerd|containerd-shim.*"
     pids = []
     for pid in found:
         try:
-            if os.readlink(f"/proc/{pid}/ns/net") == ours:
-                pids.append(int(pid))
+            if os.readlink(f"/proc/{pid}/ns/net") != ours:
+                continue
         except OSError:
-            pass   # gone meanwhile
+            # Gone meanwhile, or a zombie not yet reaped (its namespaces cannot be read): counted,
+            # since a killed engine's containerd is one until reaped, and the engine's next start
+            # takes its pid for a containerd still running.
+            if not os.path.exists(f"/proc/{pid}"):
+                continue
+        pids.append(int(pid))
     return pids
 
 
