@@ -129,10 +129,14 @@ if culler["enabled"]:
 c.JupyterHub.services = services
 
 # --- Servers --------------------------------------------------------------------
-c.JupyterHub.spawner_class = "classroom_hub.spawner.ClassroomSpawner"
+# On a swarm, each server is a service that the swarm places on one of its nodes
+# (classroom_hub.swarm); on one host, a container of this host's engine.
+swarm = settings["swarm"]
+c.JupyterHub.spawner_class = ("classroom_hub.swarm.ClassroomSwarmSpawner" if swarm["enabled"]
+                              else "classroom_hub.spawner.ClassroomSpawner")
 c.ClassroomSpawner.deployment_label = name
 profiles = [{"name": "cpu", "display_name": "CPU", "image": settings["images"]["cpu"], "gpu": False}]
-if settings["gpu"]["devices"]:
+if settings["gpu"]["devices"] or swarm["gpu_nodes"]:
     profiles.append({"name": "gpu", "display_name": "GPU (NVIDIA, CUDA)",
                      "image": settings["images"]["cuda"], "gpu": True})
 c.ClassroomSpawner.profiles = profiles
@@ -163,15 +167,20 @@ c.Spawner.cpu_limit = float(limits["student"]["cpus"])
 c.ClassroomSpawner.group_limits = {
     "instructors": {"mem_limit": limits["instructor"]["memory"], "cpu_limit": float(limits["instructor"]["cpus"])},
 }
-c.DockerSpawner.extra_host_config = {
-    # PyTorch DataLoader workers share tensors through /dev/shm (64M by default).
-    "shm_size": limits["shm_size"],
-    # A fork bomb stops at this many processes.
-    "pids_limit": limits["pids"],
-    # Student code gets no way to gain privileges inside its container.
-    "security_opt": ["no-new-privileges"],
-    "cap_drop": ["ALL"],
-}
+# PyTorch DataLoader workers share tensors through /dev/shm (64M by default), and a
+# fork bomb stops at the process limit. Student code gets no way to gain privileges inside
+# its container. On a swarm, services have no shm size and no per-service no-new-privileges
+# (Engine 20.10): /dev/shm is a tmpfs mount, and no-new-privileges is not set yet there.
+if swarm["enabled"]:
+    c.ClassroomSwarmSpawner.shm_size = limits["shm_size"]
+    c.ClassroomSwarmSpawner.pids_limit = limits["pids"]
+else:
+    c.DockerSpawner.extra_host_config = {
+        "shm_size": limits["shm_size"],
+        "pids_limit": limits["pids"],
+        "security_opt": ["no-new-privileges"],
+        "cap_drop": ["ALL"],
+    }
 c.DockerSpawner.environment = {
     "NNCOURSE_DATA_DIR": "/srv/course-data",
     "CLASSROOM_COURSE_ID": settings["course_id"],

@@ -146,16 +146,22 @@ class ClassroomSpawner(DockerSpawner):
 
         return {"NNCOURSE_IDENTITY": identity_json(self.identity_secret, self.identity_term, self.user.name)}
 
-    async def start(self) -> Any:
-        """Apply the profile and limits, then start the container."""
-        profile = self.selected_profile()
+    def prepare(self, profile: dict[str, Any]) -> dict[str, str]:
+        """Apply the profile's image, the group limits and the environment; return the labels
+        every server of this deployment carries."""
         if profile.get("image"):
             self.image = profile["image"]
         self.apply_group_limits()
         self.environment = {**self.environment, **self.thread_environment(), **self.identity_environment()}
-        self.extra_create_kwargs = dict(self.extra_create_kwargs)
         labels = dict(self.extra_create_kwargs.get("labels", {}))
         labels["org.classroom.deployment"] = self.deployment_label
+        return labels
+
+    async def start(self) -> Any:
+        """Apply the profile and limits, then start the container."""
+        profile = self.selected_profile()
+        labels = self.prepare(profile)
+        self.extra_create_kwargs = dict(self.extra_create_kwargs)
         host_config = dict(self.extra_host_config)
         host_config.pop("device_requests", None)
         labels.pop(GPU_LABEL, None)

@@ -243,7 +243,10 @@ def inventory(nodes: list[Node], managers: int = 1, **variables) -> dict:
         return {"ansible_host": node.address, "ansible_user": "root",
                 "ansible_ssh_private_key_file": str(SSH / "id_ed25519"),
                 "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-                "ansible_python_interpreter": sys.executable}
+                "ansible_python_interpreter": sys.executable,
+                # The engine's socket, which the hub and the grading service mount: each node's
+                # is its own here, because the nodes share this machine's filesystem.
+                "hub_docker_socket_path": node.socket.removeprefix("unix://")}
     names = {node.name: node for node in nodes}
     return {"all": {
         "vars": variables,
