@@ -172,6 +172,8 @@ c.ClassroomSpawner.group_limits = {
 # its container. On a swarm, services have no shm size and no per-service no-new-privileges
 # (Engine 20.10): /dev/shm is a tmpfs mount, and no-new-privileges is not set yet there.
 if swarm["enabled"]:
+    # The managers run the hub and the registry; students' CPU servers go to the workers.
+    c.ClassroomSwarmSpawner.cpu_constraints = ["node.role==worker"] if swarm["workers"] else []
     c.ClassroomSwarmSpawner.shm_size = limits["shm_size"]
     c.ClassroomSwarmSpawner.pids_limit = limits["pids"]
 else:

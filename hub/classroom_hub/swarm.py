@@ -30,7 +30,8 @@ from typing import Any
 
 from docker.types import ContainerSpec, EndpointSpec, Mount, Placement, Resources, RestartPolicy, TaskTemplate
 from dockerspawner import DockerSpawner, SwarmSpawner
-from traitlets import Int, Unicode, default
+from tornado import web
+from traitlets import Int, List, Unicode, default
 
 from .spawner import ClassroomSpawner
 
@@ -39,10 +40,16 @@ GPU_NODE_LABEL = "org.classroom.gpu"  # "true" on GPU nodes
 GPU_KIND = "NVIDIA-GPU"               # the generic resource GPU nodes advertise
 ENDED = {"rejected", "failed", "shutdown", "complete", "orphaned", "remove"}
 MAX_SERVICE_NAME = 63                 # swarmkit's limit on a service's name
+NODE_STATES = {"drain": "drained for maintenance", "pause": "paused", "down": "down",
+               "disconnected": "disconnected", "unknown": "not answering"}
 
 
-class HomeNodeUnavailable(RuntimeError):
-    """The node that holds a person's home is down or drained."""
+class Unavailable(web.HTTPError):
+    """The server cannot start now, for a reason the person (or the API's caller) is told:
+    the hub shows the message on the spawn page and the API answers 503 with it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message.replace("%", "%%"))
 
 
 def service_name(rendered: str) -> str:
@@ -61,6 +68,9 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
     placement_timeout = Int(
         20, config=True,
         help="Seconds a server may wait for a node with room (a free GPU) before its start fails.")
+    cpu_constraints = List(
+        Unicode(), config=True,
+        help="More placement constraints of a CPU server's first start, such as node.role==worker.")
     home_node = Unicode("", help="The node that holds this person's home volume (kept in the state).")
 
     @default("object_name")
@@ -93,7 +103,7 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
         """Where this server may run: its home's node once it has one, else a node of its kind."""
         if self.home_node:
             return [f"node.labels.{HOST_LABEL}=={self.home_node}"]
-        return [f"node.labels.{GPU_NODE_LABEL}=={'true' if gpu else 'false'}"]
+        return [f"node.labels.{GPU_NODE_LABEL}=={'true' if gpu else 'false'}"] + ([] if gpu else self.cpu_constraints)
 
     def service_spec(self, env: dict[str, str], args: list[str], labels: dict[str, str], gpu: bool) -> dict[str, Any]:
         """The keyword arguments of docker's create_service for this server."""
@@ -123,17 +133,17 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
         nodes = await self.docker("nodes")
         node = next((n for n in nodes if n["Spec"].get("Labels", {}).get(HOST_LABEL) == self.home_node), None)
         if node is None:
-            raise HomeNodeUnavailable(
+            raise Unavailable(
                 f"Your home folder is on the node {self.home_node}, which has left the swarm. "
                 "Ask the operator to bring it back; your work is kept on it.")
         state, availability = node["Status"]["State"], node["Spec"]["Availability"]
         if state != "ready" or availability != "active":
-            raise HomeNodeUnavailable(
+            raise Unavailable(
                 f"Your home folder is on the node {self.home_node}, which is "
-                f"{availability if state == 'ready' else state} now; your work is kept there. "
+                f"{NODE_STATES.get(availability if state == 'ready' else state, state)} now; your work is kept there. "
                 "Start your server again once the node is back.")
         if gpu and node["Spec"].get("Labels", {}).get(GPU_NODE_LABEL) != "true":
-            raise HomeNodeUnavailable(
+            raise Unavailable(
                 f"Your home folder is on the node {self.home_node}, which has no GPU. "
                 "Start the CPU profile, or ask the operator to move your home to a GPU node.")
 
@@ -142,7 +152,7 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
         profile = self.selected_profile()
         self._gpu = bool(profile.get("gpu"))
         if self._gpu and self.gpu_sharing:
-            raise RuntimeError("gpu.sharing is not available on a swarm: each GPU goes to one server.")
+            raise Unavailable("gpu.sharing is not available on a swarm: each GPU goes to one server.")
         self._labels = self.prepare(profile)
         await self.check_home_node(self._gpu)
         # DockerSpawner's start (pull policy, remove an old service, create, wait), not the
@@ -172,7 +182,7 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
             if state in ENDED:
                 raise RuntimeError(f"Your server could not start: {reason}")
             if "no suitable node" in reason and time.monotonic() - began > self.placement_timeout:
-                raise RuntimeError(
+                raise Unavailable(
                     "All GPUs are in use; try again later or start the CPU profile." if self._gpu else
                     f"No node of the classroom has room for your server now ({reason}).")
             await asyncio.sleep(1)

@@ -17,7 +17,8 @@ def spec(username, gpu, home_node="", **settings):
     spawner = ClassroomSwarmSpawner(
         user=user, name="", network_name="c-net", name_template="c-user-{username}",
         volumes={"c-home-{username}": "/home/jovyan", "/srv/data": {"bind": "/srv/course-data", "mode": "ro"}},
-        shm_size="1G", pids_limit=512, mem_limit="2G", cpu_limit=2.0, deployment_label="c", **settings)
+        shm_size="1G", pids_limit=512, mem_limit="2G", cpu_limit=2.0, deployment_label="c",
+        cpu_constraints=["node.role==worker"], **settings)
     spawner.load_state({"home_node": home_node} if home_node else {})
     out = spawner.service_spec({"A": "1"}, ["classroom-start"], {"org.classroom.deployment": "c"}, gpu)
     out["state"] = spawner.get_state()
@@ -53,7 +54,7 @@ def test_a_cpu_server_keeps_the_single_hosts_limits_and_sees_no_gpu(images):
     assert mounts["/srv/course-data"]["Type"] == "bind" and mounts["/srv/course-data"]["ReadOnly"] is True
     assert mounts["/dev/shm"]["Type"] == "tmpfs" and mounts["/dev/shm"]["TmpfsOptions"]["SizeBytes"] == 1 << 30
     assert task["RestartPolicy"]["Condition"] == "none"
-    assert task["Placement"]["Constraints"] == ["node.labels.org.classroom.gpu==false"]
+    assert task["Placement"]["Constraints"] == ["node.labels.org.classroom.gpu==false", "node.role==worker"]
     assert task["Networks"] == [{"Target": "c-net"}] and cpu["endpoint_spec"] == {"Mode": "dnsrr"}
     # The deployment's label on the service and on its container: `make remove` finds both.
     assert cpu["labels"] == container["Labels"] == {"org.classroom.deployment": "c"}

@@ -14,13 +14,17 @@ deploy builds them there (the same images role, minutes longer).
 from __future__ import annotations
 
 import json
+import socket
+import socketserver
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.fixtures import ARTIFACTS, REPO, driver
+from tests.integration.fixtures import ARTIFACTS, REPO, Deployment, Person, driver, read_passwords, wait_for
 from tests.swarm import nodes as test_nodes
 
 CONFIG = REPO / "tests/swarm/classroom-swarm.yml"
@@ -66,6 +70,69 @@ def manager(swarm, *args: str) -> str:
     return swarm["nodes"][0].docker(*args).stdout.strip()
 
 
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def forward(listen: tuple[str, int], target: tuple[str, int]) -> socketserver.ThreadingTCPServer:
+    """Forward a port of this machine's loopback to a node's port, both ways, until shut down."""
+    class Connection(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(target) as upstream:
+                back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+                back.start()
+                pump(self.request, upstream)
+                back.join()
+
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(listen, Connection)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def classroom(swarm):
+    """The swarm's classroom as people reach it. Its proxy listens on the first manager's
+    address; that port is forwarded to this machine's loopback, where <user>.swarm.localhost
+    resolves as the single host's names do (browsers resolve *.localhost to the loopback)."""
+    config = yaml.safe_load(CONFIG.read_text())
+    port = config["hub"]["port"]
+    forwarder = forward(("127.0.0.1", port), (swarm["nodes"][0].address, port))
+    try:
+        yield Deployment(CONFIG, config, "", swarm["deploy_seconds"],
+                         passwords=read_passwords(Path(config["state_dir"]) / "hub"))
+    finally:
+        forwarder.shutdown()
+        forwarder.server_close()
+
+
+def server_task(swarm, user: str) -> dict:
+    """The running task of a person's server: its node, and its container's id."""
+    task = json.loads(manager(swarm, "service", "ps", f"classroom-swarm-user-{user}", "--filter",
+                              "desired-state=running", "--format", "{{json .}}").splitlines()[0])
+    task["Container"] = manager(swarm, "inspect", task["ID"], "--format", "{{.Status.ContainerStatus.ContainerID}}")
+    return task
+
+
+def to_bytes(size: str) -> int:
+    """512M, 2G: the operator file's sizes."""
+    return int(float(size[:-1]) * {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[size[-1].upper()])
+
+
+def node_named(swarm, name: str):
+    return next(node for node in swarm["nodes"] if node.name == name)
+
+
 def test_the_inventory_forms_one_swarm_with_labelled_nodes(swarm):
     """Does the inventory make one swarm of three nodes (one manager), each labelled with its
     inventory name and whether it is a GPU node, and does each advertise what it has?"""
@@ -94,6 +161,45 @@ def test_every_node_holds_the_images_pulled_by_digest_from_the_registry(swarm):
     anonymous = subprocess.run(["curl", "-sS", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}",
                                 f"https://{address}/v2/_catalog"], capture_output=True, text=True)
     assert anonymous.stdout == "401", anonymous.stdout + anonymous.stderr
+
+
+def test_a_students_server_runs_on_a_worker_with_the_single_hosts_limits(swarm, classroom):
+    """Does alice's server, started by logging in, run as a service on the worker without a
+    GPU (managers run the hub; GPU nodes are for the GPU profile), with the limits a single
+    host's servers have, and does it work through the proxy on the first manager?"""
+    alice = Person(classroom, "alice").start_session()
+    assert alice.run("print(6 * 7)").strip() == "42"
+    alice.run("open('/home/jovyan/kept.txt', 'w').write('my work')")
+    task = server_task(swarm, "alice")
+    assert task["Node"] == "clsw-n2", task
+    limits = classroom.settings()["limits"]
+    inspected = json.loads(node_named(swarm, "clsw-n2").docker("inspect", task["Container"]).stdout)[0]
+    host = inspected["HostConfig"]
+    assert host["Memory"] == to_bytes(limits["student"]["memory"]), host["Memory"]
+    assert host["NanoCpus"] == int(float(limits["student"]["cpus"]) * 1e9), host["NanoCpus"]
+    assert host["PidsLimit"] == limits["pids"] and host["CapDrop"] == ["ALL"], host
+    shm = next(m for m in host["Mounts"] if m["Target"] == "/dev/shm")
+    assert shm["TmpfsOptions"]["SizeBytes"] == to_bytes(limits["shm_size"]), shm
+    assert "NVIDIA_VISIBLE_DEVICES=void" in inspected["Config"]["Env"]
+
+
+def test_draining_the_home_node_loses_no_work_and_says_where_it_is(swarm, classroom):
+    """When the node that holds alice's home is drained, her server stops and a new start is
+    refused with a message that names the node (rather than an empty home elsewhere); once
+    the node is back, her server runs there again, with her work."""
+    manager(swarm, "node", "update", "--availability", "drain", "clsw-n2")
+    try:
+        wait_for(lambda: classroom.server("alice") is None, 120, "the hub to see alice's server stop")
+        refused = classroom.api("POST", "/users/alice/server")
+        assert refused.status_code == 503, refused.text
+        assert "clsw-n2" in refused.json()["message"] and "drained" in refused.json()["message"], refused.text
+    finally:
+        manager(swarm, "node", "update", "--availability", "active", "clsw-n2")
+    started = classroom.api("POST", "/users/alice/server")
+    assert started.status_code in (201, 202), started.text
+    alice = Person(classroom, "alice").start_session()
+    assert alice.run("print(open('/home/jovyan/kept.txt').read())").strip() == "my work"
+    assert server_task(swarm, "alice")["Node"] == "clsw-n2"
 
 
 def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
@@ -146,6 +252,9 @@ def test_remove_takes_the_registry_away_and_leaves_the_swarm(swarm):
     removed = driver("remove", "--config", str(CONFIG), "--inventory", str(swarm["inventory"]), "--delete-volumes")
     assert removed.returncode == 0, (removed.stdout + removed.stderr)[-6000:]
     assert manager(swarm, "service", "ls", "-q") == ""
+    for node in swarm["nodes"]:
+        assert node.docker("ps", "-aq").stdout.strip() == "", node.name
+        assert not [v for v in node.docker("volume", "ls", "-q").stdout.split() if v.startswith("classroom-swarm-")]
     assert manager(swarm, "secret", "ls", "-q") == ""
     assert "classroom-swarm-registry-data" not in manager(swarm, "volume", "ls", "-q").split()
     assert len(manager(swarm, "node", "ls", "-q").split()) == 3
