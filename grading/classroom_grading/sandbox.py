@@ -148,6 +148,42 @@ def result(stdout: bytes, key: str, seconds: float, exit_code: int | None, oom: 
     return Result(status, notebook, seconds, "", exit_code)
 
 
+@dataclass(frozen=True)
+class Engine:
+    """A Docker engine that runs sandboxes: this host's (url empty: the environment's, the
+    mounted socket), or a swarm node's, reached over TLS with the grading service's client
+    certificate (tls: a folder with ca.pem, cert.pem and key.pem)."""
+
+    url: str = ""
+    tls: str = ""
+
+    def client(self) -> docker.DockerClient:
+        if not self.url:
+            return docker.from_env()
+        folder = Path(self.tls)
+        tls = docker.tls.TLSConfig(client_cert=(str(folder / "cert.pem"), str(folder / "key.pem")),
+                                   ca_cert=str(folder / "ca.pem"), verify=True)
+        return docker.DockerClient(base_url=self.url, tls=tls)
+
+
+ENGINE = Engine()   # this process's engine (a grading worker is given one: use_engine)
+_clients: dict[Engine, docker.DockerClient] = {}
+
+
+def use_engine(engine: Engine) -> None:
+    """Run this process's sandboxes on `engine`."""
+    global ENGINE
+    ENGINE = engine
+
+
+def engine_client(engine: Engine | None = None) -> docker.DockerClient:
+    """A client of `engine` (default: this process's), made once."""
+    engine = engine or ENGINE
+    if engine not in _clients:
+        _clients[engine] = engine.client()
+    return _clients[engine]
+
+
 @dataclass
 class Sandbox:
     """A started sandbox container, its kernel warming up, waiting for a submission."""
@@ -159,7 +195,7 @@ class Sandbox:
 def start(image: str, limits: Limits, labels: dict[str, str] | None = None,
           client: docker.DockerClient | None = None) -> Sandbox:
     """Create and start a fresh sandbox container, attached to its standard input and output."""
-    client = client or docker.from_env()
+    client = client or engine_client()
     container = client.containers.create(
         image,
         command=["classroom-sandbox-run",
@@ -254,7 +290,7 @@ def _refill(key: tuple, image: str, limits: Limits, labels: dict[str, str] | Non
 def remove_all(deployment: str, client: docker.DockerClient | None = None, exited_only: bool = False) -> int:
     """Remove the deployment's sandbox containers: at service start every one (none can be
     in use), after a worker died the exited ones it left. Returns how many."""
-    client = client or docker.from_env()
+    client = client or engine_client()
     filters: dict[str, Any] = {"label": ["org.classroom.role=sandbox", f"org.classroom.deployment={deployment}"]}
     if exited_only:
         filters["status"] = "exited"
@@ -276,7 +312,7 @@ def run(image: str, payload: bytes, notebook_name: str, limits: Limits,
     With `spare`, a sandbox started earlier for the same image, limits and labels is
     used when there is one, and the next one is started as soon as this one is done.
     """
-    client = client or docker.from_env()
+    client = client or engine_client()
     spare_key = (image, limits, tuple(sorted((labels or {}).items())))
     box = (SPARES.take(spare_key) if spare else None) or start(image, limits, labels, client)
     started = time.monotonic()

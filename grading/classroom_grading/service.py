@@ -38,27 +38,53 @@ log = logging.getLogger("classroom_grading")
 STATES = ("queued", "running", "done", "failed")
 
 
-def default_workers(memory_per_sandbox: str) -> int:
-    """One worker per core, fewer when memory would not hold that many sandboxes."""
+def capacity(memory_per_sandbox: str, cores: int, memory: int) -> int:
+    """Sandboxes a machine runs at once: one per core, fewer when half its memory would not
+    hold that many."""
     units = {"k": 2**10, "m": 2**20, "g": 2**30}
     text = memory_per_sandbox.strip().lower()
     per = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return max(1, min(os.cpu_count() or 1, int(total * 0.5 // per)))
+    return max(1, min(cores, int(memory * 0.5 // per)))
+
+
+def default_workers(memory_per_sandbox: str) -> int:
+    """One worker per core of this host, memory permitting."""
+    return capacity(memory_per_sandbox, os.cpu_count() or 1,
+                    os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def engine_slots(engines: list[sandbox.Engine], memory_per_sandbox: str) -> list[sandbox.Engine]:
+    """One entry per sandbox the swarm's engines run at once, the engines taking turns
+    (engine 1, engine 2, ..., engine 1, ...), each by its own cores and memory."""
+    counts = []
+    for engine in engines:
+        info = sandbox.engine_client(engine).info()
+        counts.append(capacity(memory_per_sandbox, info["NCPU"], info["MemTotal"]))
+    return [engine for round in range(max(counts, default=0))
+            for engine, count in zip(engines, counts) if round < count]
 
 
 class Grader:
     """The queue of submissions and the pool of worker processes that grade them."""
 
-    def __init__(self, store: Store, options: dict[str, Any], workers: int):
+    def __init__(self, store: Store, options: dict[str, Any], workers: int, slots: list[sandbox.Engine] | None = None):
+        """`slots`: the swarm's engines, one entry per worker (none: this host's engine)."""
         self.store, self.options, self.workers = store, options, workers
+        self.slots = slots or []
+        self.counter = multiprocessing.get_context("spawn").Value("i", 0)
         self.queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
         self.busy: set[tuple[str, str]] = set()
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=worker.init_logging)
+                                   initializer=worker.init, initargs=(self.slots, self.counter))
+
+    def remove_sandboxes(self, exited_only: bool = False) -> int:
+        """Remove the deployment's sandboxes on every engine (after a worker died, the exited ones)."""
+        engines = list(dict.fromkeys(self.slots)) or [sandbox.Engine()]
+        return sum(sandbox.remove_all(self.options["deployment"], sandbox.engine_client(engine), exited_only)
+                   for engine in engines)
 
     def enqueue(self, student: str, assignment: str, stamp: str) -> None:
         self.store.set_job(student, assignment, stamp, status="queued", queued_at=time.time())
@@ -92,8 +118,7 @@ class Grader:
                     student, assignment, stamp, self.options)
             except BrokenProcessPool:
                 self.pool = self._new_pool()
-                await IOLoop.current().run_in_executor(
-                    None, lambda: sandbox.remove_all(self.options["deployment"], exited_only=True))
+                await IOLoop.current().run_in_executor(None, lambda: self.remove_sandboxes(exited_only=True))
                 self.store.set_job(student, assignment, stamp, status="failed", finished_at=time.time(),
                                    error="the worker process died; regrade to try again")
             except Exception as error:  # noqa: BLE001 - one submission's failure stops only itself
@@ -431,6 +456,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--formgrader-url", default="/services/formgrader/formgrader")
     parser.add_argument("--term", default="", help="part of every student's identity (grading.term)")
+    parser.add_argument("--engine", action="append", default=[],
+                        help="a swarm node's engine for sandboxes, tcp://HOST:2376 (repeat; none: this host's)")
+    parser.add_argument("--engine-tls", default="/srv/engines-tls",
+                        help="folder of the client certificate for --engine: ca.pem, cert.pem, key.pem")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -441,13 +470,15 @@ def main(argv: list[str] | None = None) -> None:
                # Secrets come in the environment, never on a command line that `ps` shows.
                "identity_secret": os.environ.get("CLASSROOM_IDENTITY_SECRET", ""),
                "artifact_secret": os.environ.get("CLASSROOM_ARTIFACT_SECRET", "")}
-    workers = args.workers or default_workers(args.memory)
+    engines = [sandbox.Engine(url, args.engine_tls) for url in args.engine]
+    slots = engine_slots(engines, args.memory) if engines else []
+    workers = args.workers or len(slots) or default_workers(args.memory)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/grading/")
     hub_auth = HubOAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
-    removed = sandbox.remove_all(args.deployment)  # none can be in use before the workers start
+    grader = Grader(store, options, workers, slots)
+    removed = grader.remove_sandboxes()  # none can be in use before the workers start
     if removed:
         log.info("removed %d sandbox container(s) left from before", removed)
-    grader = Grader(store, options, workers)
     api = r"api/assignments/([^/]+)"
     app = web.Application([
         (prefix, PageHandler),
@@ -467,8 +498,8 @@ def main(argv: list[str] | None = None) -> None:
         cookie_secret=os.urandom(32))
     app.listen(args.port, max_body_size=LIMITS.max_upload + 1024 * 1024)
     grader.start(students=make_group(hub_auth.api_url, hub_auth.api_token, "students"))
-    log.info("grading %s from %s with %d worker(s), sandboxes from %s", store.course_id, store.root,
-             workers, args.image)
+    log.info("grading %s from %s with %d worker(s), sandboxes from %s on %s", store.course_id, store.root,
+             workers, args.image, ", ".join(args.engine) or "this host's engine")
     IOLoop.current().start()
 
 

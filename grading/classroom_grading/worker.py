@@ -131,6 +131,19 @@ def init_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
 
 
+def init(engines: list[sandbox.Engine], counter: Any) -> None:
+    """A new worker process: log as the service does, and take the next engine of the list
+    (one entry per sandbox an engine can run at once, the engines taking turns)."""
+    init_logging()
+    if engines:
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        engine = engines[index % len(engines)]
+        sandbox.use_engine(engine)
+        logging.getLogger("classroom_grading").info("this worker's sandboxes run on %s", engine.url)
+
+
 def nbgrader_config(store: Store, options: dict[str, Any]) -> Config:
     """The course's own nbgrader_config.py (a header for generated assignments, say), with the
     grading service's pipeline, limits and paths on top: those are the service's to decide."""

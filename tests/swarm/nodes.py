@@ -246,7 +246,7 @@ def inventory(nodes: list[Node], managers: int = 1, **variables) -> dict:
                 "ansible_python_interpreter": sys.executable,
                 # The engine's socket, which the hub and the grading service mount: each node's
                 # is its own here, because the nodes share this machine's filesystem.
-                "hub_docker_socket_path": node.socket.removeprefix("unix://")}
+                "docker_socket_path": node.socket.removeprefix("unix://")}
     names = {node.name: node for node in nodes}
     return {"all": {
         "vars": variables,

@@ -25,6 +25,8 @@ import pytest
 import yaml
 
 from tests.integration.fixtures import ARTIFACTS, REPO, Deployment, Person, driver, read_passwords, wait_for
+from tests.integration import assignment as lab
+from tests.integration.test_assignments import release, student_action, wait_graded
 from tests.swarm import nodes as test_nodes
 
 CONFIG = REPO / "tests/swarm/classroom-swarm.yml"
@@ -202,6 +204,58 @@ def test_draining_the_home_node_loses_no_work_and_says_where_it_is(swarm, classr
     assert server_task(swarm, "alice")["Node"] == "clsw-n2"
 
 
+def sandbox_starts(swarm, since: int) -> dict[str, int]:
+    """How many grading sandboxes each node's engine started since `since` (a Unix time)."""
+    counts = {}
+    for node in swarm["nodes"]:
+        events = node.docker("events", "--since", str(since), "--until", str(int(time.time()) + 1),
+                             "--filter", "type=container", "--filter", "event=start",
+                             "--filter", "label=org.classroom.role=sandbox", "--format", "{{.ID}}").stdout
+        counts[node.name] = len(events.split())
+    return counts
+
+
+def test_the_assignment_flow_grades_on_the_workers(swarm, classroom):
+    """Release, fetch, submit, grade: does the solution's reference and alice's submission run
+    in sandboxes on the workers' engines (none on the manager), and score 5/5?"""
+    since = int(time.time())
+    teacher = Person(classroom, "teacher")
+    teacher.login()
+    teacher.create_token()
+    release(classroom, teacher, lab.ASSIGNMENT, lab.NOTEBOOK, lab.source_notebook())
+    alice = Person(classroom, "alice").start_session()
+    assert any(a["assignment_id"] == lab.ASSIGNMENT for a in student_action(alice, "fetch")["value"])
+    saved = alice.server_api("PUT", f"/contents/{lab.ASSIGNMENT}/{lab.NOTEBOOK}.ipynb", json={
+        "type": "notebook", "format": "json", "content": lab.student_notebook(lab.correct_answers())})
+    assert saved.status_code == 200, saved.text
+    assert student_action(alice, "submit")["success"]
+    graded = wait_graded(classroom, teacher, "alice", timeout=600)
+    assert graded["status"] == "done" and (graded["score"], graded["max_score"]) == (5, 5), graded
+    started = sandbox_starts(swarm, since)
+    assert started["clsw-n1"] == 0 and started["clsw-n2"] + started["clsw-n3"] >= 2, started
+
+
+def test_only_the_grading_service_reaches_the_nodes_engines(swarm, classroom):
+    """The engines serve the grading service alone: a student's server is not on their
+    network, and a container on it without the grading service's certificate gets no engine."""
+    alice = Person(classroom, "alice").start_session()
+    reached = alice.run(
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('classroom-swarm-engine-1', 2376), timeout=5); print('reached')\n"
+        "except OSError as error:\n"
+        "    print('refused', type(error).__name__)\n")
+    assert reached.startswith("refused"), reached
+    hub_image = manager(swarm, "inspect", "--format", "{{.Config.Image}}", "classroom-swarm-hub")
+    stranger = swarm["nodes"][0].docker(
+        "run", "--rm", "--network", "classroom-swarm-engines", hub_image, "python", "-c",
+        "import socket, ssl\n"
+        "tls = ssl.create_default_context(); tls.check_hostname = False; tls.verify_mode = ssl.CERT_NONE\n"
+        "conn = tls.wrap_socket(socket.create_connection(('classroom-swarm-engine-1', 2376), timeout=10))\n"
+        "conn.sendall(b'GET /version HTTP/1.0\\r\\n\\r\\n'); print(conn.recv(4096))\n", check=False)
+    assert stranger.returncode != 0 and "ApiVersion" not in stranger.stdout, stranger.stdout + stranger.stderr
+
+
 def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
     """Does a task that asks for one whole GPU land on the GPU node, with that GPU named in its
     environment, and does a second one wait instead of sharing it?"""
@@ -243,7 +297,8 @@ def test_a_second_deploy_changes_nothing(swarm):
     again = driver("deploy", "--config", str(CONFIG), "--inventory", str(swarm["inventory"]))
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-6000:]
-    assert "0 changed task(s)" in output, output[-6000:]
+    changed = [block.splitlines()[0] for block in output.split("TASK [")[1:] if "changed:" in block]
+    assert "0 changed task(s)" in output, changed
 
 
 def test_remove_takes_the_registry_away_and_leaves_the_swarm(swarm):

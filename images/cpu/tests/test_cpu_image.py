@@ -38,6 +38,13 @@ def test_the_course_environment_is_root_owned_and_the_server_runs_as_a_user(imag
     assert "denied" in result.stdout
 
 
+def test_no_program_in_the_image_gains_privileges(images):
+    """A student's code could run a set-user-ID program (su, passwd, mount) to become root
+    wherever no-new-privileges is not set (a swarm service): the image has none."""
+    result = run_in_image(images["cpu"], "sh", "-c", "find / -xdev -perm /6000 -type f; echo done")
+    assert result.stdout.split() == ["done"], result.stdout
+
+
 def test_the_image_holds_the_course_notebooks_and_the_start_script(images):
     result = run_in_image(images["cpu"], "sh", "-c", "ls /opt/course/notebooks/*; command -v classroom-start")
     assert "welcome.ipynb" in result.stdout
