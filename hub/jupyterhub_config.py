@@ -150,9 +150,10 @@ c.ClassroomSpawner.identity_term = settings["term"]
 c.DockerSpawner.network_name = f"{name}-net"
 c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.name_template = f"{name}-user-{{username}}"
-# A stopped server's container is removed; the person's work lives in their own
-# named volume, mounted as home, and survives.
-c.DockerSpawner.remove = True
+# A stopped server's container is removed (a swarm service always is); the person's
+# work lives in their own named volume, mounted as home, and survives.
+if not swarm["enabled"]:
+    c.DockerSpawner.remove = True
 volumes = {f"{name}-home-{{username}}": "/home/jovyan"}
 if settings["data_dir"]:
     # The course's data sets, read-only for everyone.

@@ -78,9 +78,12 @@ def unseal(data: bytes, key: str) -> bytes | None:
     return body if hmac.compare_digest(expected, head["mac"]) else None
 
 
-def read_submission(stream: io.BufferedReader, dest: Path) -> None:
-    """Unpack a tar stream of plain files and folders into dest; refuse anything else."""
-    data = stream.read(MAX_INPUT_BYTES + 1)
+def read_submission(stream: io.BufferedReader, dest: Path, size: int | None = None) -> None:
+    """Unpack a tar stream of plain files and folders into dest (`size` bytes of it, or up to
+    the end of input); refuse anything else."""
+    if size is not None and not (isinstance(size, int) and 0 <= size <= MAX_INPUT_BYTES):
+        raise SystemExit(f"sandbox: the submission's size must be 0 to {MAX_INPUT_BYTES} bytes")
+    data = stream.read(MAX_INPUT_BYTES + 1 if size is None else size)
     if len(data) > MAX_INPUT_BYTES:
         raise SystemExit(f"sandbox: the submission is larger than {MAX_INPUT_BYTES} bytes")
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     km = start_kernel(workdir)
     header = read_header(sys.stdin.buffer)
-    read_submission(sys.stdin.buffer, workdir)
+    read_submission(sys.stdin.buffer, workdir, header.get("size"))
     if header.get("identity"):
         write_identity(header["identity"])
     name = PurePosixPath(header["notebook"])
