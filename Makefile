@@ -17,7 +17,7 @@ CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG))
 INVENTORY_ARG := $(if $(INVENTORY),--inventory $(INVENTORY))
 DRIVER := $(BIN)/python ansible/classroom.py
 
-.PHONY: help deploy remove validate hash-password data verify-artifact prestart test test-unit test-images test-integration bench lock clean
+.PHONY: help deploy remove validate hash-password data verify-artifact prestart test test-unit test-images test-integration bench bench-swarm lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -53,7 +53,8 @@ verify-artifact: $(BIN)/.installed ## verify artifacts the grading service signe
 	$(DRIVER) verify-artifact $(ARTIFACT) $(CONFIG_ARG)
 
 prestart: ## start every student's server now, before a class arrives (NAME=classroom)
-	docker exec $(or $(NAME),classroom)-hub classroom-prestart --group students
+	hub=$$(docker ps -q --filter label=com.docker.swarm.service.name=$(or $(NAME),classroom)-hub); \
+	docker exec $${hub:-$(or $(NAME),classroom)-hub} classroom-prestart --group students
 
 test: $(BIN)/.installed ## everything CI runs: unit tests, image tests, the integration suite
 	tests/run.sh all $(PYTEST_ARGS)
@@ -64,8 +65,11 @@ test-unit: $(BIN)/.installed ## unit tests only (no Docker)
 test-integration: $(BIN)/.installed ## deploy a test instance and drive it (no unit tests)
 	tests/run.sh integration $(PYTEST_ARGS)
 
-bench: $(BIN)/.installed ## measure spawn latency, a class-start burst, idle memory, image sizes
+bench: $(BIN)/.installed ## measure spawn latency, class-start bursts, grading, memory, sizes; then on a swarm
 	tests/run.sh bench
+
+bench-swarm: $(BIN)/.installed ## only the swarm figures: a burst of 90 and 120 submissions, 3 nodes beside 1
+	tests/run.sh bench-swarm
 
 lock: $(BIN)/.installed ## regenerate every pinned requirements file
 	$(BIN)/python images/lock.py

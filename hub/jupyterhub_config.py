@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from classroom_grading.resolver import use_system_resolver
+
 c = get_config()  # noqa: F821  (provided by JupyterHub)
 
 STATE = Path("/srv/classroom")
@@ -25,6 +27,9 @@ def secret(filename):
 c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = f"http://{name}-proxy:8001"
 c.ConfigurableHTTPProxy.auth_token = secret("proxy_auth_token")
+# The proxy and the services are reached by name: look names up afresh each time,
+# so that one whose container was replaced is found at once (classroom_grading/resolver.py).
+use_system_resolver()
 # Listen on the private Docker network, where the proxy and the servers reach us
 # by container name.
 c.JupyterHub.hub_ip = "0.0.0.0"

@@ -4,6 +4,7 @@
 #   integration  deploys a test instance through the playbooks and drives it, plus each image's tests
 #   all          unit, then integration
 #   bench        deploys a bench instance and prints spawn, burst, memory and size figures
+#   bench-swarm  the swarm figures alone (three test nodes beside one)
 # Whatever the suites need and the machine lacks (Chromium for the browser test) is installed here;
 # the deploy itself installs and starts Docker.
 set -euo pipefail
@@ -30,7 +31,9 @@ case "$suite" in
     exec $PY -m pytest "$@" ;;
   bench)
     exec $PY -m tests.bench.bench "$@" ;;
+  bench-swarm)
+    exec $PY -m tests.bench.swarm_bench "$@" ;;
   *)
-    echo "usage: tests/run.sh all|unit|integration|bench [pytest args]" >&2
+    echo "usage: tests/run.sh all|unit|integration|bench|bench-swarm [pytest args]" >&2
     exit 2 ;;
 esac

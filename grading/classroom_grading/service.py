@@ -31,6 +31,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.ioloop import IOLoop
 
 from . import gradebook, integrity, sandbox, worker
+from .resolver import use_system_resolver
 from .export import artifact_columns, inert_csv
 from .store import LIMITS, TIMESTAMP_DIR, Store, StoreError, check_name
 
@@ -474,6 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     slots = engine_slots(engines, args.memory) if engines else []
     workers = args.workers or len(slots) or default_workers(args.memory)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/grading/")
+    use_system_resolver()  # the hub, found at once when its container is replaced
     hub_auth = HubOAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
     grader = Grader(store, options, workers, slots)
     removed = grader.remove_sandboxes()  # none can be in use before the workers start

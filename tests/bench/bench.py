@@ -12,7 +12,9 @@
   warm one (images present); each is a first deploy of the instance, removed before;
 - grading throughput against nbgrader's serial autograde, and submit-to-feedback latency;
 - a whole class under load (tests/bench/class_bench.py): 60 students at once through login,
-  fetch, edit, submit and feedback, with p50/p95 of each step and a check of the gradebook.
+  fetch, edit, submit and feedback, with p50/p95 of each step and a check of the gradebook;
+- on Docker Swarm (tests/bench/swarm_bench.py): a cold burst of 90 students and the grading of
+  120 submissions on a swarm of three test nodes, beside the same on one node.
 
 Targets on a 2-core machine: burst of 30 prestarted p95 <= 10 s with no failures; idle server
 <= 100 MiB; next, 60 students with p95 <= 5 s. The bench deploys its own instance
@@ -28,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.bench import class_bench, grading_bench
+from tests.bench import class_bench, grading_bench, swarm_bench
 from tests.integration.fixtures import REPO, Person, deploy, docker, driver, wait_for
 
 BENCH_CONFIG = REPO / "tests/bench/classroom-bench.yml"
@@ -54,11 +56,11 @@ def time_to_lab(person: Person, timeout: float = 300) -> float:
     raise TimeoutError(f"{person.name}: no JupyterLab after {timeout} s")
 
 
-def burst(deployment, users: list[str]) -> dict:
+def burst(deployment, users: list[str], timeout: float = 300) -> dict:
     """Log all `users` in at once; return the latency summary."""
     def one(user: str) -> float | None:
         try:
-            return time_to_lab(Person(deployment, user))
+            return time_to_lab(Person(deployment, user), timeout)
         except Exception as exc:  # noqa: BLE001 - a failure is a figure here
             print(f"  {user}: {exc}", file=sys.stderr)
             return None
@@ -125,8 +127,11 @@ def deploy_times():
 
 
 def main() -> int:
-    """Deploy the bench instance, measure, print, write JSON, remove the instance."""
+    """Deploy the bench instance, measure, print, write JSON, remove the instance; then the
+    same images on a swarm of three nodes and of one (tests/bench/swarm_bench.py)."""
     deploy_seconds, deployment = deploy_times()
+    images = {"hub": docker("inspect", "--format", "{{.Config.Image}}", f"{deployment.name}-hub"),
+              **deployment.settings()["images"]}
     students = [f"s{i:02d}" for i in range(1, 61)]
     results: dict = {"host_cpus": int(subprocess.check_output(["nproc"]).strip()), "deploy": deploy_seconds}
     try:
@@ -152,6 +157,7 @@ def main() -> int:
         results["grading"] = grading_bench.run(deployment)
     finally:
         driver("remove", "--config", str(BENCH_CONFIG), "--delete-volumes")
+    results["swarm"] = swarm_bench.run(images)
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -189,6 +195,7 @@ def main() -> int:
     flood = grading["submit_under_flood"]
     rows.append(("submit while another student floods", f"p50 {flood['p50_s']} s  p95 {flood['p95_s']} s "
                  f"({flood['flood_requests']} flood uploads refused: {flood['flood_statuses']})", ""))
+    rows += swarm_bench.rows(results["swarm"])
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'result':<60}  target")
     for name, value, target in rows:

@@ -70,15 +70,22 @@ def submissions(count: int) -> dict[str, bytes]:
             for i in range(count)}
 
 
-def throughput(deployment, teacher: Person, count: int = 60) -> dict:
-    grading = f"{deployment.name}-grading"
+def copy_to_inbound(container: str, docker_cli: tuple[str, ...] = ("docker",)):
+    """How submissions reach the course's inbound folder: `docker cp` of a tar into the
+    grading service's container (on a swarm, through its node's engine)."""
+    return lambda archive: subprocess.run([*docker_cli, "cp", "-", f"{container}:/srv/course/exchange/inbound/"],
+                                          input=archive, check=True)
+
+
+def throughput(deployment, teacher: Person, count: int = 60, copy_in=None) -> dict:
+    copy_in = copy_in or copy_to_inbound(f"{deployment.name}-grading")
     stamp = time.strftime("%Y%m%dT%H%M%S.000000Z", time.gmtime())
     files = {}
     for student, notebook in submissions(count).items():
         files[f"{student}/{lab.ASSIGNMENT}/{stamp}/{lab.NOTEBOOK}.ipynb"] = notebook
         files[f"{student}/{lab.ASSIGNMENT}/{stamp}/timestamp.txt"] = time.strftime(
             "%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime()).encode()
-    subprocess.run(["docker", "cp", "-", f"{grading}:/srv/course/exchange/inbound/"], input=_tar(files), check=True)
+    copy_in(_tar(files))
     began = time.monotonic()
     queued = _api(deployment, teacher, "POST", f"api/assignments/{lab.ASSIGNMENT}/regrade").json()["queued"]
     names = {f"b{i:03d}" for i in range(count)}
@@ -99,14 +106,13 @@ def throughput(deployment, teacher: Person, count: int = 60) -> dict:
 def place_and_regrade(deployment, teacher: Person, assignment: str, notebook: str,
                       notebooks: dict[str, bytes]) -> tuple[str, float, list[str]]:
     """Put one submission per student in the inbound folder, queue them with Regrade; (stamp, start, queued)."""
-    grading = f"{deployment.name}-grading"
     stamp = time.strftime("%Y%m%dT%H%M%S.000000Z", time.gmtime())
     files = {}
     for student, data in notebooks.items():
         files[f"{student}/{assignment}/{stamp}/{notebook}.ipynb"] = data
         files[f"{student}/{assignment}/{stamp}/timestamp.txt"] = time.strftime(
             "%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime()).encode()
-    subprocess.run(["docker", "cp", "-", f"{grading}:/srv/course/exchange/inbound/"], input=_tar(files), check=True)
+    copy_to_inbound(f"{deployment.name}-grading")(_tar(files))
     began = time.monotonic()
     queued = _api(deployment, teacher, "POST", f"api/assignments/{assignment}/regrade").json()["queued"]
     return stamp, began, queued

@@ -7,115 +7,46 @@ with a password; every node holds the classroom's images, pulled by digest; the 
 profile's placement (one whole GPU, as a generic resource) lands on the GPU node, and a
 second GPU task waits rather than share it; a rerun changes nothing.
 
-The first manager's engine is seeded with the images the single-host test deployment built
-from the same sources (`docker save | docker load`), as a redeploy finds them; a first
-deploy builds them there (the same images role, minutes longer).
+The nodes, the deploy and the way people reach the classroom: tests/swarm/classroom.py.
 """
 from __future__ import annotations
 
 import json
-import socket
-import socketserver
 import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.fixtures import ARTIFACTS, REPO, Deployment, Person, driver, read_passwords, wait_for
+from tests.integration.fixtures import ARTIFACTS, REPO, Person, driver, wait_for
 from tests.integration import assignment as lab
 from tests.integration.test_assignments import release, student_action, wait_graded
-from tests.swarm import nodes as test_nodes
+from tests.swarm import classroom as swarm_classroom
 
 CONFIG = REPO / "tests/swarm/classroom-swarm.yml"
-
-
-def seed_images(images: dict[str, str]) -> list[str]:
-    """The images the first manager is seeded with: the base image, and the hub and CPU images
-    of the single-host test deployment (built from the same sources, so with the same tags)."""
-    config = yaml.safe_load(CONFIG.read_text())
-    return [config.get("images", {}).get("base", "debian:bookworm-slim"), images["hub"], images["cpu"]]
 
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory, images):
     """Three nodes (the third with one GPU), the classroom deployed across them; removed after."""
-    test_nodes.down()
-    nodes = test_nodes.up(3, gpu_nodes=(3,))
-    try:
-        began = time.monotonic()
-        save = subprocess.Popen(["docker", "save", *seed_images(images)], stdout=subprocess.PIPE)
-        nodes[0].docker("load", "-q", stdin=save.stdout, text=False)
-        if save.wait() != 0:
-            raise RuntimeError("docker save of the seed images failed")
-        seeded = time.monotonic() - began
-        folder = tmp_path_factory.mktemp("swarm")
-        inventory = folder / "inventory.yml"
-        inventory.write_text(yaml.safe_dump(test_nodes.inventory(nodes)))
-        began = time.monotonic()
-        first = driver("deploy", "--config", str(CONFIG), "--inventory", str(inventory))
-        seconds = time.monotonic() - began
+    with swarm_classroom.swarm(CONFIG, images, tmp_path_factory.mktemp("swarm")) as deployed:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "swarm-deploy.txt").write_text(first.stdout + first.stderr)
-        cost = f"swarm test: 3 nodes up, first manager seeded in {seeded:.0f} s, first deploy {seconds:.0f} s"
+        (ARTIFACTS / "swarm-deploy.txt").write_text(deployed.deploy_output)
+        cost = (f"swarm test: 3 nodes up, first manager seeded in {deployed.seed_seconds:.0f} s, "
+                f"first deploy {deployed.deploy_seconds:.0f} s")
         (ARTIFACTS / "swarm-cost.txt").write_text(cost + "\n")
         print(cost)
-        assert first.returncode == 0, (first.stdout + first.stderr)[-6000:]
-        yield {"nodes": nodes, "inventory": inventory, "deploy_seconds": seconds}
-    finally:
-        test_nodes.down()
+        yield {"nodes": deployed.nodes, "inventory": deployed.inventory, "deployed": deployed}
 
 
 def manager(swarm, *args: str) -> str:
     return swarm["nodes"][0].docker(*args).stdout.strip()
 
 
-def pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            sink.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-
-def forward(listen: tuple[str, int], target: tuple[str, int]) -> socketserver.ThreadingTCPServer:
-    """Forward a port of this machine's loopback to a node's port, both ways, until shut down."""
-    class Connection(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            with socket.create_connection(target) as upstream:
-                back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
-                back.start()
-                pump(self.request, upstream)
-                back.join()
-
-    socketserver.ThreadingTCPServer.allow_reuse_address = True
-    server = socketserver.ThreadingTCPServer(listen, Connection)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture(scope="module")
 def classroom(swarm):
-    """The swarm's classroom as people reach it. Its proxy listens on the first manager's
-    address; that port is forwarded to this machine's loopback, where <user>.swarm.localhost
-    resolves as the single host's names do (browsers resolve *.localhost to the loopback)."""
-    config = yaml.safe_load(CONFIG.read_text())
-    port = config["hub"]["port"]
-    forwarder = forward(("127.0.0.1", port), (swarm["nodes"][0].address, port))
-    try:
-        yield Deployment(CONFIG, config, "", swarm["deploy_seconds"],
-                         passwords=read_passwords(Path(config["state_dir"]) / "hub"))
-    finally:
-        forwarder.shutdown()
-        forwarder.server_close()
+    """The swarm's classroom as people reach it (through this machine's loopback)."""
+    with swarm_classroom.reached(CONFIG, swarm["deployed"]) as deployment:
+        yield deployment
 
 
 def server_task(swarm, user: str) -> dict:
@@ -246,7 +177,8 @@ def test_only_the_grading_service_reaches_the_nodes_engines(swarm, classroom):
         "except OSError as error:\n"
         "    print('refused', type(error).__name__)\n")
     assert reached.startswith("refused"), reached
-    hub_image = manager(swarm, "inspect", "--format", "{{.Config.Image}}", "classroom-swarm-hub")
+    hub_image = manager(swarm, "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                        "classroom-swarm-hub")
     stranger = swarm["nodes"][0].docker(
         "run", "--rm", "--network", "classroom-swarm-engines", hub_image, "python", "-c",
         "import socket, ssl\n"
@@ -254,6 +186,37 @@ def test_only_the_grading_service_reaches_the_nodes_engines(swarm, classroom):
         "conn = tls.wrap_socket(socket.create_connection(('classroom-swarm-engine-1', 2376), timeout=10))\n"
         "conn.sendall(b'GET /version HTTP/1.0\\r\\n\\r\\n'); print(conn.recv(4096))\n", check=False)
     assert stranger.returncode != 0 and "ApiVersion" not in stranger.stdout, stranger.stdout + stranger.stderr
+
+
+def test_the_swarm_restarts_the_hub_and_servers_on_other_nodes_find_it_at_once(swarm, classroom):
+    """The hub, the proxy, the grading service and the formgrader are swarm services on the first
+    manager. When the hub's container dies, does the swarm start another, does alice's server on a
+    worker resolve the hub's new address at once (a container attached to the overlay was
+    resolved at its old address for minutes), and does her server keep working?"""
+    for role in ("hub", "proxy", "grading", "formgrader"):
+        nodes = manager(swarm, "service", "ps", f"classroom-swarm-{role}", "--filter", "desired-state=running",
+                        "--format", "{{.Node}} {{.CurrentState}}").splitlines()
+        assert len(nodes) == 1 and nodes[0].startswith("clsw-n1 Running"), (role, nodes)
+    alice = Person(classroom, "alice").start_session()
+    task = server_task(swarm, "alice")
+    worker = node_named(swarm, task["Node"])
+
+    def hub_container() -> tuple[str, str]:
+        found = swarm["deployed"].container("classroom-swarm-hub")
+        address = manager(swarm, "inspect", found, "--format",
+                          '{{(index .NetworkSettings.Networks "classroom-swarm-net").IPAddress}}')
+        return found, address
+    old, old_address = hub_container()
+    manager(swarm, "kill", old)
+    new, address = wait_for(lambda: (lambda c: c if c[0] != old else None)(hub_container()), 120,
+                            "the swarm to start another hub")
+
+    def resolved() -> str:
+        return worker.docker("exec", task["Container"], "getent", "hosts", "classroom-swarm-hub").stdout.split()[0]
+    wait_for(lambda: resolved() == address, 15,
+             f"alice's server to resolve the hub at {address} (was {old_address}), not {resolved()}")
+    wait_for(lambda: classroom.api("GET", "/").status_code == 200, 120, "the new hub to answer")
+    assert alice.run("print(6 * 7)").strip() == "42"
 
 
 def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
