@@ -188,11 +188,12 @@ def test_only_the_grading_service_reaches_the_nodes_engines(swarm, classroom):
     assert stranger.returncode != 0 and "ApiVersion" not in stranger.stdout, stranger.stdout + stranger.stderr
 
 
-def test_the_swarm_restarts_the_hub_and_servers_on_other_nodes_find_it_at_once(swarm, classroom):
+def test_the_swarm_restarts_the_hub_and_servers_on_other_nodes_find_it_within_seconds(swarm, classroom):
     """The hub, the proxy, the grading service and the formgrader are swarm services on the first
     manager. When the hub's container dies, does the swarm start another, does alice's server on a
-    worker resolve the hub's new address at once (a container attached to the overlay was
-    resolved at its old address for minutes), and does her server keep working?"""
+    worker resolve the hub's new address, and does her server work through the new hub within a
+    minute? (Her server's HTTP client used to keep the old address for the DNS answer's 600 s:
+    classroom_grading/resolver.py.)"""
     for role in ("hub", "proxy", "grading", "formgrader"):
         nodes = manager(swarm, "service", "ps", f"classroom-swarm-{role}", "--filter", "desired-state=running",
                         "--format", "{{.Node}} {{.CurrentState}}").splitlines()
@@ -212,11 +213,12 @@ def test_the_swarm_restarts_the_hub_and_servers_on_other_nodes_find_it_at_once(s
                             "the swarm to start another hub")
 
     def resolved() -> str:
-        return worker.docker("exec", task["Container"], "getent", "hosts", "classroom-swarm-hub").stdout.split()[0]
-    wait_for(lambda: resolved() == address, 15,
-             f"alice's server to resolve the hub at {address} (was {old_address}), not {resolved()}")
+        found = worker.docker("exec", task["Container"], "getent", "hosts", "classroom-swarm-hub", check=False)
+        return (found.stdout.split() or ["nothing"])[0]
+    wait_for(lambda: resolved() == address, 15, f"alice's server to resolve the hub at {address} (was {old_address})")
     wait_for(lambda: classroom.api("GET", "/").status_code == 200, 120, "the new hub to answer")
-    assert alice.run("print(6 * 7)").strip() == "42"
+    # Within aiohttp's own cache of an answer (10 s), one request may still go to the old address.
+    wait_for(lambda: alice.run("print(6 * 7)").strip() == "42", 90, "alice's server to work through the new hub")
 
 
 def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
