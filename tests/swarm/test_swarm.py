@@ -5,7 +5,11 @@ What is proved so far: the inventory's groups form the swarm (one manager, two w
 one of them a GPU node) with each node labelled; the registry runs on the manager over TLS
 with a password; every node holds the classroom's images, pulled by digest; the GPU
 profile's placement (one whole GPU, as a generic resource) lands on the GPU node, and a
-second GPU task waits rather than share it; a rerun changes nothing.
+second GPU task waits rather than share it; students' servers run on a worker with the single
+host's limits, and their homes stay on their node when it is drained; grading runs on the
+workers' engines, which only the grading service reaches; the hub's services run on the first
+manager, and a killed hub is restarted and found again by servers on other nodes; a rerun
+changes nothing; a remove leaves the nodes empty and in the swarm.
 
 The nodes, the deploy and the way people reach the classroom: tests/swarm/classroom.py.
 """
