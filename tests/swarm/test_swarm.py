@@ -16,6 +16,7 @@ The nodes, the deploy and the way people reach the classroom: tests/swarm/classr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -223,6 +224,17 @@ def test_the_swarm_restarts_the_hub_and_servers_on_other_nodes_find_it_within_se
     wait_for(lambda: classroom.api("GET", "/").status_code == 200, 120, "the new hub to answer")
     # Within aiohttp's own cache of an answer (10 s), one request may still go to the old address.
     wait_for(lambda: alice.run("print(6 * 7)").strip() == "42", 90, "alice's server to work through the new hub")
+
+
+def test_make_prestart_starts_the_students_servers_on_their_home_node(swarm, classroom):
+    """Does `make prestart`, run on the first manager, find the hub's task container and start
+    every student's server before the class, each on the node that holds their home?"""
+    classroom.stop_server("alice")
+    prestart = subprocess.run(["make", "prestart", "NAME=classroom-swarm"], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "DOCKER_HOST": swarm["nodes"][0].socket}, timeout=600)
+    assert prestart.returncode == 0, prestart.stdout + prestart.stderr
+    assert (classroom.server("alice") or {}).get("ready"), prestart.stdout + prestart.stderr
+    assert server_task(swarm, "alice")["Node"] == "clsw-n2"
 
 
 def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
