@@ -182,6 +182,7 @@ if swarm["enabled"]:
     c.ClassroomSwarmSpawner.cpu_constraints = ["node.role==worker"] if swarm["workers"] else []
     c.ClassroomSwarmSpawner.shm_size = limits["shm_size"]
     c.ClassroomSwarmSpawner.pids_limit = limits["pids"]
+    c.ClassroomSwarmSpawner.gpu_kind = swarm["gpu_kind"]
 else:
     c.DockerSpawner.extra_host_config = {
         "shm_size": limits["shm_size"],

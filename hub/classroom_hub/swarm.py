@@ -7,8 +7,8 @@ for this classroom:
   limit (`Resources.Limits.Pids`), /dev/shm (a tmpfs mount: services have no shm size) and
   no capabilities; upstream ignores `extra_host_config`, so these are settings of their own
   here and nothing is dropped silently;
-- GPUs: a GPU server asks the swarm for one whole `NVIDIA-GPU` (a generic resource that GPU
-  nodes advertise), so the swarm gives each GPU to one server at a time; a CPU server runs
+- GPUs: a GPU server asks the swarm for one device of `gpu_kind` (a generic resource that
+  GPU nodes advertise, ansible/roles/swarm_gpu), so the swarm gives each GPU to one server at a time; a CPU server runs
   with `NVIDIA_VISIBLE_DEVICES=void`, so it never sees a GPU even on a GPU node;
 - homes pinned to a node: a home is a named volume, which lives on one node; the node a
   person's first server ran on is kept in their spawner state, and every later server of
@@ -37,7 +37,6 @@ from .spawner import ClassroomSpawner
 
 HOST_LABEL = "org.classroom.host"     # the node's inventory name (ansible/roles/swarm)
 GPU_NODE_LABEL = "org.classroom.gpu"  # "true" on GPU nodes
-GPU_KIND = "NVIDIA-GPU"               # the generic resource GPU nodes advertise
 ENDED = {"rejected", "failed", "shutdown", "complete", "orphaned", "remove"}
 MAX_SERVICE_NAME = 63                 # swarmkit's limit on a service's name
 NODE_STATES = {"drain": "drained for maintenance", "pause": "paused", "down": "down",
@@ -71,6 +70,9 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
     cpu_constraints = List(
         Unicode(), config=True,
         help="More placement constraints of a CPU server's first start, such as node.role==worker.")
+    gpu_kind = Unicode(
+        "", config=True,
+        help="The kind of swarm generic resource GPU nodes advertise and a GPU server asks for one of.")
     home_node = Unicode("", help="The node that holds this person's home volume (kept in the state).")
 
     @default("object_name")
@@ -115,7 +117,7 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
             mem_limit=self.mem_limit, mem_reservation=self.mem_guarantee,
             cpu_limit=int(self.cpu_limit * 1e9) if self.cpu_limit else None,
             cpu_reservation=int(self.cpu_guarantee * 1e9) if self.cpu_guarantee else None,
-            generic_resources={GPU_KIND: 1} if gpu else None)
+            generic_resources={self.gpu_kind: 1} if gpu else None)
         if self.pids_limit:
             # API 1.41 (Engine 20.10); docker-py has no keyword for it.
             resources.setdefault("Limits", {})["Pids"] = self.pids_limit

@@ -18,7 +18,7 @@ def spec(username, gpu, home_node="", **settings):
         user=user, name="", network_name="c-net", name_template="c-user-{username}",
         volumes={"c-home-{username}": "/home/jovyan", "/srv/data": {"bind": "/srv/course-data", "mode": "ro"}},
         shm_size="1G", pids_limit=512, mem_limit="2G", cpu_limit=2.0, deployment_label="c",
-        cpu_constraints=["node.role==worker"], **settings)
+        cpu_constraints=["node.role==worker"], gpu_kind="GPU", **settings)
     spawner.load_state({"home_node": home_node} if home_node else {})
     out = spawner.service_spec({"A": "1"}, ["classroom-start"], {"org.classroom.deployment": "c"}, gpu)
     out["state"] = spawner.get_state()
@@ -63,7 +63,7 @@ def test_a_cpu_server_keeps_the_single_hosts_limits_and_sees_no_gpu(images):
 def test_a_gpu_server_asks_the_swarm_for_one_whole_gpu_on_a_gpu_node(images):
     gpu = specs(images)["gpu"]["task_template"]
     assert gpu["Resources"]["Reservations"]["GenericResources"] == [
-        {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 1}}]
+        {"DiscreteResourceSpec": {"Kind": "GPU", "Value": 1}}]
     assert gpu["Placement"]["Constraints"] == ["node.labels.org.classroom.gpu==true"]
     assert "NVIDIA_VISIBLE_DEVICES=void" not in gpu["ContainerSpec"]["Env"]
 

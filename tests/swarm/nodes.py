@@ -13,8 +13,13 @@ and socket, and a shell on a node finds its engine through DOCKER_HOST, which th
 server sets (a real machine's engine is at the default socket): that setting exists only
 because of the shared filesystem, and stays here.
 
-A node can advertise a GPU to the swarm (a generic resource, as a real GPU node's engine does
-from nvidia-smi's list) without having one: placement is what the tests check.
+A node can stand for a GPU node without a GPU: the inventory puts it in the `gpu` group and
+names its device, which the deploy then advertises to the swarm (ansible/roles/swarm_gpu)
+as it would a real node's from `nvidia-smi -L`; placement is what the tests check. So that
+the deploy's change of engine settings takes effect, each engine reads a settings file of its
+own and the inventory says how to restart it:
+
+    python -m tests.swarm.nodes restart I  restart node I's engine (it rejoins the swarm)
 """
 from __future__ import annotations
 
@@ -62,6 +67,10 @@ class Node:
     @property
     def socket(self) -> str:
         return f"unix://{self.run / 'docker.sock'}"
+
+    @property
+    def engine_config(self) -> Path:
+        return self.run / "daemon.json"
 
     def docker(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess[str]:
         """The docker CLI against this node's engine."""
@@ -134,11 +143,11 @@ def start_node(node: Node) -> None:
     if node.docker("version", check=False).returncode != 0:
         data = STATE / node.name / "docker"
         data.mkdir(parents=True, exist_ok=True)
-        args = ["dockerd", "--data-root", str(data), "--exec-root", str(node.run / "exec"),
-                "-H", node.socket, "--pidfile", str(node.run / "docker.pid"),
+        if not node.engine_config.exists():
+            node.engine_config.write_text("{}\n")
+        args = ["dockerd", "--config-file", str(node.engine_config), "--data-root", str(data),
+                "--exec-root", str(node.run / "exec"), "-H", node.socket, "--pidfile", str(node.run / "docker.pid"),
                 "--cgroup-parent", node.name, "--bip", f"172.{40 + node.index}.0.1/16"]
-        for gpu in node.gpus:
-            args += ["--node-generic-resource", f"NVIDIA-GPU={gpu}"]
         # A host name of its own (a UTS namespace), which the swarm shows as the node's name.
         command = in_netns(node, "unshare", "--uts", "sh", "-c", f'hostname {node.name} && exec "$@"', "-", *args)
         with open(node.run / "dockerd.log", "ab") as log:
@@ -180,6 +189,13 @@ def ssh(node: Node, command: str, check: bool = True) -> subprocess.CompletedPro
 def ssh_options() -> list[str]:
     return ["-i", str(SSH / "id_ed25519"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+
+
+def restart(node: Node) -> None:
+    """Stop the node's engine and start it again with its settings file."""
+    stop(node.run / "docker.pid")
+    start_node(node)
+    wait_ready(node)
 
 
 def up(count: int = 3, gpu_nodes: tuple[int, ...] = (3,)) -> list[Node]:
@@ -244,16 +260,23 @@ def inventory(nodes: list[Node], managers: int = 1, **variables) -> dict:
                 "ansible_ssh_private_key_file": str(SSH / "id_ed25519"),
                 "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
                 "ansible_python_interpreter": sys.executable,
-                # The engine's socket, which the hub and the grading service mount: each node's
-                # is its own here, because the nodes share this machine's filesystem.
-                "docker_socket_path": node.socket.removeprefix("unix://")}
+                # The engine's socket, which the hub and the grading service mount, its settings
+                # file and how to restart it: each node's own here, because the nodes share this
+                # machine's filesystem (and its /etc/docker/daemon.json).
+                "docker_socket_path": node.socket.removeprefix("unix://"),
+                "docker_engine_config": str(node.engine_config),
+                "docker_engine_restart": f"{sys.executable} {Path(__file__).resolve()} restart {node.index}"}
+
+    def gpu_host(node: Node) -> dict:
+        # The devices a real node's nvidia-smi would list; no NVIDIA runtime to make the default.
+        return {"swarm_gpu_devices": list(node.gpus), "swarm_gpu_runtime": ""}
     names = {node.name: node for node in nodes}
     return {"all": {
         "vars": variables,
         "children": {
             "managers": {"hosts": {n: host(node) for n, node in list(names.items())[:managers]}},
             "workers": {"hosts": {n: host(node) for n, node in list(names.items())[managers:]}},
-            "gpu": {"hosts": {n: {} for n, node in names.items() if node.gpus}},
+            "gpu": {"hosts": {n: gpu_host(node) for n, node in names.items() if node.gpus}},
         }}}
 
 
@@ -262,9 +285,12 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up").add_argument("count", type=int, nargs="?", default=3)
     sub.add_parser("down")
+    sub.add_parser("restart").add_argument("index", type=int)
     args = parser.parse_args(argv)
     if args.command == "up":
         print(json.dumps(inventory(up(args.count)), indent=2))
+    elif args.command == "restart":
+        restart(Node(args.index))
     else:
         down()
 

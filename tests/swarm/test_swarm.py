@@ -2,14 +2,15 @@
 (tests/swarm/nodes.py), deployed through the playbooks over SSH from an inventory.
 
 What is proved so far: the inventory's groups form the swarm (one manager, two workers,
-one of them a GPU node) with each node labelled; the registry runs on the manager over TLS
-with a password; every node holds the classroom's images, pulled by digest; the GPU
-profile's placement (one whole GPU, as a generic resource) lands on the GPU node, and a
-second GPU task waits rather than share it; students' servers run on a worker with the single
-host's limits, and their homes stay on their node when it is drained; grading runs on the
-workers' engines, which only the grading service reaches; the hub's services run on the first
-manager, and a killed hub is restarted and found again by servers on other nodes; a rerun
-changes nothing; a remove leaves the nodes empty and in the swarm.
+one of them a GPU node) with each node labelled, and the deploy advertises the GPU node's
+device to the swarm; the registry runs on the manager over TLS with a password; every node
+holds the classroom's images, pulled by digest; the GPU profile's placement (one whole GPU,
+as a generic resource) lands on the GPU node, and a second GPU task waits rather than share
+it; students' servers run on a worker with the single host's limits, and their homes stay on
+their node when it is drained; `make prestart` starts servers on their home nodes; grading
+runs on the workers' engines, which only the grading service reaches; the hub's services run
+on the first manager, and a killed hub is restarted and found again by servers on other
+nodes; a rerun changes nothing; a remove leaves the nodes empty and in the swarm.
 
 The nodes, the deploy and the way people reach the classroom: tests/swarm/classroom.py.
 """
@@ -21,6 +22,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from tests.integration.fixtures import ARTIFACTS, REPO, Person, driver, wait_for
 from tests.integration import assignment as lab
@@ -28,6 +30,8 @@ from tests.integration.test_assignments import release, student_action, wait_gra
 from tests.swarm import classroom as swarm_classroom
 
 CONFIG = REPO / "tests/swarm/classroom-swarm.yml"
+# The kind of generic resource GPU nodes advertise (one definition, the deploy's).
+GPU_KIND = yaml.safe_load((REPO / "ansible/group_vars/all.yml").read_text())["swarm_gpu_kind"]
 
 
 @pytest.fixture(scope="module")
@@ -237,9 +241,24 @@ def test_make_prestart_starts_the_students_servers_on_their_home_node(swarm, cla
     assert server_task(swarm, "alice")["Node"] == "clsw-n2"
 
 
+def test_the_deploy_advertises_the_gpu_nodes_devices_to_the_swarm(swarm):
+    """Does the deploy put the GPU node's devices in its engine's settings, restart the engine
+    once, and does the swarm then know them? (The test node's engine starts with no GPU; the
+    inventory names its device as `nvidia-smi -L` would on a real one.)"""
+    gpu_node = swarm["nodes"][2]
+    settings = json.loads(gpu_node.engine_config.read_text())
+    assert settings["node-generic-resources"] == [f"{GPU_KIND}=GPU-clsw-n3-0"], settings
+    resources = json.loads(manager(swarm, "node", "inspect", gpu_node.name, "--format",
+                                   "{{json .Description.Resources.GenericResources}}"))
+    assert resources == [{"NamedResourceSpec": {"Kind": GPU_KIND, "Value": "GPU-clsw-n3-0"}}], resources
+    for node in swarm["nodes"][:2]:
+        assert json.loads(node.engine_config.read_text()) == {}, node.name
+
+
 def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
     """Does a task that asks for one whole GPU land on the GPU node, with that GPU named in its
-    environment, and does a second one wait instead of sharing it?"""
+    environment where the NVIDIA runtime reads it, and does a second one wait instead of
+    sharing it?"""
     image = next(d for d in swarm["nodes"][0].docker("image", "ls", "--digests", "--format",
                                                       "{{.Repository}}@{{.Digest}}").stdout.split()
                  if "/classroom/hub@" in d)
@@ -247,7 +266,7 @@ def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
     try:
         for name in ("gpu-a", "gpu-b"):
             manager(swarm, "service", "create", "--detach", "--name", f"clsw-{name}", "--generic-resource",
-                    "NVIDIA-GPU=1", "--restart-condition", "none", image, "sleep", "600")
+                    f"{GPU_KIND}=1", "--restart-condition", "none", image, "sleep", "600")
             services.append(f"clsw-{name}")
         deadline = time.monotonic() + 120
         while True:
@@ -267,7 +286,7 @@ def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):
         container = manager(swarm, "inspect", task, "--format", "{{.Status.ContainerStatus.ContainerID}}")
         # The GPU's id reaches the container (the NVIDIA runtime reads it to pick the device).
         env = json.loads(swarm["nodes"][2].docker("inspect", container, "--format", "{{json .Config.Env}}").stdout)
-        assert "DOCKER_RESOURCE_NVIDIA-GPU=GPU-clsw-n3-0" in env, env
+        assert f"DOCKER_RESOURCE_{GPU_KIND}=GPU-clsw-n3-0" in env, env
     finally:
         for service in services:
             swarm["nodes"][0].docker("service", "rm", service, check=False)
