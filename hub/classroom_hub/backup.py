@@ -1,7 +1,8 @@
 """Back up a whole classroom, and restore one: everything a course cannot lose.
 
-    classroom-backup create   --name N --state /srv/state --dest /srv/backups --host-dest DIR --image IMG [--keep K]
-    classroom-backup restore  --name N --state /srv/state --source /srv/backups/N-STAMP --host-dest DIR --image IMG
+    classroom-backup create   --name N [--state /srv/state] --dest /srv/backups --host-dest DIR --image IMG
+                              [--keep K] [--stamp STAMP]
+    classroom-backup restore  --name N [--state /srv/state] --source /srv/backups/N-STAMP --host-dest DIR --image IMG
     classroom-backup schedule --schedule "daily 02:30" --timezone Europe/Paris  (and the create options)
     classroom-backup verify   --name N --source /srv/backups/N-STAMP
 
@@ -18,6 +19,11 @@ backup taken while the classroom runs holds a consistent copy of each, never a h
 file; every other file is copied as it is. A backup is written under a `.partial` name and
 renamed when complete, so an interrupted one is never mistaken for a good one. After each new
 backup, only the newest `--keep` of this classroom are kept.
+
+On a swarm, each node backs up the deployment's volumes it holds (the homes of the students
+whose servers run there) into a folder of the same name, the stamp given by `--stamp`; only the
+first manager's part has the state (no `--state` elsewhere), and each part's manifest says
+whether it does. Each node restores its own part.
 
 A restore checks every archive against the manifest before it touches anything, then replaces
 the deployment's volumes and state with the backup's. The deployment must be stopped first
@@ -179,10 +185,16 @@ def complete_backups(dest: Path, name: str) -> list[Path]:
                   and (p / "manifest.json").is_file())
 
 
-def create(client, name: str, state: Path, dest: Path, host_dest: str, image: str, keep: int,
-           now: dt.datetime | None = None) -> Path:
-    """Take a backup of deployment `name`; returns its folder (seen from here)."""
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime(STAMP)
+def create(client, name: str, state: Path | None, dest: Path, host_dest: str, image: str, keep: int,
+           now: dt.datetime | None = None, stamp: str | None = None) -> Path:
+    """Take a backup of deployment `name` (without the state folder when `state` is None: a
+    swarm node's part); returns its folder (seen from here)."""
+    if stamp is not None:
+        try:
+            dt.datetime.strptime(stamp, STAMP)
+        except ValueError:
+            raise BackupError(f"--stamp {stamp!r} is not a UTC stamp such as 20261130T214500Z.") from None
+    stamp = stamp or (now or dt.datetime.now(dt.timezone.utc)).strftime(STAMP)
     final = dest / f"{name}-{stamp}"
     if final.exists():
         raise BackupError(f"{final} exists already: wait a second and run the backup again.")
@@ -192,9 +204,10 @@ def create(client, name: str, state: Path, dest: Path, host_dest: str, image: st
     partial.mkdir(parents=True)
     archives: dict[str, dict[str, object]] = {}
     try:
-        if not state.is_dir():
-            raise BackupError(f"no state folder at {state}: is {name} deployed on this host?")
-        archive_folder(state, partial / "state.tar.gz")
+        if state is not None:
+            if not state.is_dir():
+                raise BackupError(f"no state folder at {state}: is {name} deployed on this host?")
+            archive_folder(state, partial / "state.tar.gz")
         volumes = deployment_volumes(client, name)
         for volume in volumes:
             in_container(client, image, ["archive-volume", "/data", f"/backup/volume-{volume}.tar.gz"],
@@ -202,7 +215,7 @@ def create(client, name: str, state: Path, dest: Path, host_dest: str, image: st
         for archive in sorted(partial.glob("*.tar.gz")):
             archives[archive.name] = {"bytes": archive.stat().st_size, "sha256": sha256(archive)}
         manifest = {"format": FORMAT, "classroom": name, "created": stamp, "volumes": volumes,
-                    "archives": archives}
+                    "state": state is not None, "archives": archives}
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         os.replace(partial, final)
     except BaseException:
@@ -231,7 +244,8 @@ def read_manifest(source: Path, name: str) -> dict:
     if manifest.get("classroom") != name:
         raise BackupError(f"{source} is a backup of {manifest.get('classroom')!r}, not of {name!r}: "
                           "restore it with the operator file of that classroom.")
-    expected = {"state.tar.gz", *(f"volume-{v}.tar.gz" for v in volumes)}
+    # Backups from before swarm parts always had the state.
+    expected = {*(["state.tar.gz"] if manifest.get("state", True) else []), *(f"volume-{v}.tar.gz" for v in volumes)}
     if set(archives) != expected:
         raise BackupError(f"{manifest_file} lists {sorted(archives)}, expected {sorted(expected)}.")
     for archive, facts in sorted(archives.items()):
@@ -242,9 +256,15 @@ def read_manifest(source: Path, name: str) -> dict:
     return manifest
 
 
-def restore(client, name: str, state: Path, source: Path, host_dest: str, image: str) -> dict:
-    """Replace deployment `name`'s volumes and state with the backup's."""
+def restore(client, name: str, state: Path | None, source: Path, host_dest: str, image: str) -> dict:
+    """Replace deployment `name`'s volumes and state with the backup's (a swarm node's part:
+    its volumes only)."""
     manifest = read_manifest(source, name)
+    has_state = manifest.get("state", True)
+    if has_state != (state is not None):
+        raise BackupError(f"{source} {'holds' if has_state else 'does not hold'} the classroom's state, "
+                          f"but this host's part {'does not' if has_state else 'does'}: restore each "
+                          "node's part on that node (make restore with the swarm's inventory).")
     running = [c.name for c in client.containers.list(all=True)
                if c.name.startswith(f"{name}-") and any(
                    m.get("Name") in manifest["volumes"] for m in c.attrs.get("Mounts", []))]
@@ -258,13 +278,14 @@ def restore(client, name: str, state: Path, source: Path, host_dest: str, image:
         client.volumes.create(volume)
         in_container(client, image, ["extract-volume", f"/backup/volume-{volume}.tar.gz", "/data"],
                      {volume: "/data", f"{host_dest}/{source.name}": "/backup"})
-    state.mkdir(parents=True, exist_ok=True)
-    for child in state.iterdir():  # the fresh deployment's secrets give way to the backup's
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-    extract_folder(source / "state.tar.gz", state)
+    if state is not None:
+        state.mkdir(parents=True, exist_ok=True)
+        for child in state.iterdir():  # the fresh deployment's secrets give way to the backup's
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        extract_folder(source / "state.tar.gz", state)
     return manifest
 
 
@@ -292,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     for command in ("create", "restore", "schedule"):
         sub = commands.add_parser(command)
         sub.add_argument("--name", required=True, help="the deployment's name (operator file: name)")
-        sub.add_argument("--state", type=Path, required=True, help="the hub's state folder, as mounted here")
+        sub.add_argument("--state", type=Path, required=command == "schedule",
+                         help="the hub's state folder, as mounted here (none: a swarm node's part)")
         sub.add_argument("--host-dest", required=True, help="the backup folder's path on the host")
         sub.add_argument("--image", required=True, help="image for the throwaway volume containers")
         if command == "restore":
@@ -300,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sub.add_argument("--dest", type=Path, required=True, help="the backup folder, as mounted here")
             sub.add_argument("--keep", type=int, default=7, help="how many backups to keep")
+            sub.add_argument("--stamp", help="the backup's UTC stamp (a swarm's parts share one)")
         if command == "schedule":
             sub.add_argument("--schedule", action="append", required=True, help='"DAYS HH:MM"')
             sub.add_argument("--timezone", default="UTC")
@@ -331,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     client = docker.from_env()
     try:
         if args.command == "create":
-            print(create(client, args.name, args.state, args.dest, args.host_dest, args.image, args.keep))
+            print(create(client, args.name, args.state, args.dest, args.host_dest, args.image, args.keep,
+                         stamp=args.stamp))
         elif args.command == "restore":
             manifest = restore(client, args.name, args.state, args.source, args.host_dest, args.image)
             print(f"restored {args.name} from {args.source.name} (taken {manifest['created']}): "
-                  f"{len(manifest['volumes'])} volumes and the state folder")
+                  f"{len(manifest['volumes'])} volumes" + (" and the state folder" if args.state else ""))
         else:
             run_schedule(args.schedule, ZoneInfo(args.timezone),
                          lambda: create(client, args.name, args.state, args.dest, args.host_dest,

@@ -8,8 +8,10 @@ for this classroom:
   no capabilities; upstream ignores `extra_host_config`, so these are settings of their own
   here and nothing is dropped silently;
 - GPUs: a GPU server asks the swarm for one device of `gpu_kind` (a generic resource that
-  GPU nodes advertise, ansible/roles/swarm_gpu), so the swarm gives each GPU to one server at a time; a CPU server runs
-  with `NVIDIA_VISIBLE_DEVICES=void`, so it never sees a GPU even on a GPU node;
+  GPU nodes advertise, ansible/roles/swarm_gpu), so the swarm gives each GPU to one server
+  at a time; with `gpu_sharing` on, it asks for none and sees every GPU of the GPU node it
+  lands on, shared with the others there; a CPU server runs with
+  `NVIDIA_VISIBLE_DEVICES=void`, so it never sees a GPU even on a GPU node;
 - homes pinned to a node: a home is a named volume, which lives on one node; the node a
   person's first server ran on is kept in their spawner state, and every later server of
   theirs runs there, so they always find their work (a node that is down or drained keeps it
@@ -109,15 +111,16 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
 
     def service_spec(self, env: dict[str, str], args: list[str], labels: dict[str, str], gpu: bool) -> dict[str, Any]:
         """The keyword arguments of docker's create_service for this server."""
-        if not gpu:
-            env = {**env, "NVIDIA_VISIBLE_DEVICES": "void"}
+        shared = gpu and self.gpu_sharing
+        if not gpu or shared:
+            env = {**env, "NVIDIA_VISIBLE_DEVICES": "all" if shared else "void"}
         container = ContainerSpec(image=self.image, env=env, args=args, mounts=self.mounts,
                                   labels=labels, cap_drop=["ALL"])
         resources = Resources(
             mem_limit=self.mem_limit, mem_reservation=self.mem_guarantee,
             cpu_limit=int(self.cpu_limit * 1e9) if self.cpu_limit else None,
             cpu_reservation=int(self.cpu_guarantee * 1e9) if self.cpu_guarantee else None,
-            generic_resources={self.gpu_kind: 1} if gpu else None)
+            generic_resources={self.gpu_kind: 1} if gpu and not shared else None)
         if self.pids_limit:
             # API 1.41 (Engine 20.10); docker-py has no keyword for it.
             resources.setdefault("Limits", {})["Pids"] = self.pids_limit
@@ -153,8 +156,6 @@ class ClassroomSwarmSpawner(ClassroomSpawner, SwarmSpawner):
         """Apply the profile and limits, check the home's node, then create the service."""
         profile = self.selected_profile()
         self._gpu = bool(profile.get("gpu"))
-        if self._gpu and self.gpu_sharing:
-            raise Unavailable("gpu.sharing is not available on a swarm: each GPU goes to one server.")
         self._labels = self.prepare(profile)
         await self.check_home_node(self._gpu)
         # DockerSpawner's start (pull policy, remove an old service, create, wait), not the

@@ -27,6 +27,7 @@ def spec(username, gpu, home_node="", **settings):
 print(json.dumps({
     "cpu": spec("alice", False),
     "gpu": spec("alice", True),
+    "shared": spec("alice", True, gpu_sharing=True),
     "pinned": spec("alice", False, home_node="node-2"),
     "long": spec("a.very.long.name_with-every.escaped.character.in-it", False),
 }, default=str))
@@ -66,6 +67,14 @@ def test_a_gpu_server_asks_the_swarm_for_one_whole_gpu_on_a_gpu_node(images):
         {"DiscreteResourceSpec": {"Kind": "GPU", "Value": 1}}]
     assert gpu["Placement"]["Constraints"] == ["node.labels.org.classroom.gpu==true"]
     assert "NVIDIA_VISIBLE_DEVICES=void" not in gpu["ContainerSpec"]["Env"]
+
+
+def test_with_sharing_a_gpu_server_reserves_no_gpu_and_sees_its_nodes_gpus(images):
+    """gpu.sharing on a swarm: placed on a GPU node, no device of its own, every GPU there."""
+    shared = specs(images)["shared"]["task_template"]
+    assert "Reservations" not in shared["Resources"] or not shared["Resources"]["Reservations"].get("GenericResources")
+    assert shared["Placement"]["Constraints"] == ["node.labels.org.classroom.gpu==true"]
+    assert "NVIDIA_VISIBLE_DEVICES=all" in shared["ContainerSpec"]["Env"]
 
 
 def test_a_person_with_a_home_returns_to_its_node_and_the_state_keeps_it(images):

@@ -6,12 +6,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-import websocket
 
+from tests.integration import culler
 from tests.integration.fixtures import (ARTIFACTS, REPO, TEST_CONFIG, Person, deploy, docker, driver,
                                         read_passwords, wait_for)
 
@@ -119,52 +118,14 @@ def test_remove_keeps_students_volumes_and_a_redeploy_gives_their_work_back(caro
     assert back.server_api("GET", "/contents/thesis.txt").json()["content"] == "chapter 1"
 
 
-ONLY_DANA_AND_IVAN = '''
-def only_dana_and_ivan(*, inactive, inactive_limit, server, **kwargs):
-    """Cull as usual, but only these two (other tests' servers stay up)."""
-    mine = server["url"].rstrip("/").endswith(("/user/dana", "/user/ivan"))
-    return mine and inactive.total_seconds() >= inactive_limit
-
-c.IdleCuller.cull_arbiter_hook = only_dana_and_ivan
-'''
-
-
 def test_the_culler_spares_a_silent_training_loop_and_stops_an_idle_server(deployment):
     """A kernel busy for longer than the idle timeout, printing nothing, keeps its server;
-    a server whose kernel sits idle is stopped. The real culler, with a 30 s timeout, runs
-    against the test hub (activity reported every 10 s: `culler.activity_seconds`)."""
-    dana = Person(deployment, "dana").start_session()
-    ivan = Person(deployment, "ivan").start_session()
-    ivan.server_api("POST", "/kernels", json={"name": "python3"}).raise_for_status()
-    kernel = dana.server_api("POST", "/kernels", json={"name": "python3"}).json()["id"]
-    ws_url = deployment.user_url("dana").replace("http", "ws", 1) + f"/api/kernels/{kernel}/channels"
-    connection = websocket.create_connection(ws_url, header=[f"Authorization: token {dana.token}"])
-    connection.send(json.dumps({
-        "header": {"msg_id": uuid.uuid4().hex, "username": "dana", "session": uuid.uuid4().hex,
-                   "msg_type": "execute_request", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": "import time\nfor epoch in range(240):\n    time.sleep(0.5)",
-                    "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True}}))
-    connection.close()  # dana closes her laptop; the loop goes on, silent
-    wait_for(lambda: dana.server_api("GET", f"/kernels/{kernel}").json()["execution_state"] == "busy",
-             30, "dana's kernel to be busy")
-    time.sleep(45)  # both servers' last request is now older than the culler's 30 s
-    hub = f"{deployment.name}-hub"
-    subprocess.run(["docker", "exec", "-i", hub, "sh", "-c", "cat > /tmp/culler_test_config.py"],
-                   input=ONLY_DANA_AND_IVAN, text=True, check=True)
-    culled = subprocess.run(
-        ["docker", "exec", "-e", f"JUPYTERHUB_API_TOKEN={deployment.service_token()}", hub,
-         "timeout", "20", "python", "-m", "jupyterhub_idle_culler", "--timeout=30", "--cull-every=5",
-         "--url=http://127.0.0.1:8081/hub/api", "--config=/tmp/culler_test_config.py"],
-        capture_output=True, text=True)
-    log = culled.stdout + culled.stderr
-    wait_for(lambda: deployment.server("ivan") is None, 60, f"the culler to stop ivan's idle server:\n{log}")
-    assert "Culling server dana" not in log, log
-    assert (deployment.server("dana") or {}).get("ready"), log
-    assert dana.server_api("GET", f"/kernels/{kernel}").json()["execution_state"] == "busy"
-    dana.server_api("DELETE", f"/kernels/{kernel}")
-    deployment.stop_server("dana")
+    a server whose kernel sits idle is stopped (tests/integration/culler.py)."""
+    def hub_exec(*args: str, env: dict[str, str] | None = None) -> list[str]:
+        options = [f"--env={k}={v}" for k, v in (env or {}).items()]
+        return ["docker", "exec", "-i", *options, f"{deployment.name}-hub", *args]
+
+    culler.spares_the_busy_and_stops_the_idle(deployment, "dana", "ivan", hub_exec)
 
 
 def test_an_image_build_reports_each_step_as_it_starts(images, tmp_path):

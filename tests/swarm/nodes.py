@@ -72,6 +72,10 @@ class Node:
     def engine_config(self) -> Path:
         return self.run / "daemon.json"
 
+    @property
+    def backup_dir(self) -> Path:
+        return STATE / self.name / "backups"
+
     def docker(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess[str]:
         """The docker CLI against this node's engine."""
         return subprocess.run(["docker", "-H", self.socket, *args], capture_output=True,
@@ -261,9 +265,11 @@ def inventory(nodes: list[Node], managers: int = 1, **variables) -> dict:
                 "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
                 "ansible_python_interpreter": sys.executable,
                 # The engine's socket, which the hub and the grading service mount, its settings
-                # file and how to restart it: each node's own here, because the nodes share this
-                # machine's filesystem (and its /etc/docker/daemon.json).
+                # file, how to restart it, and the folder of the node's part of a backup: each
+                # node's own here, because the nodes share this machine's filesystem (and its
+                # /etc/docker/daemon.json).
                 "docker_socket_path": node.socket.removeprefix("unix://"),
+                "classroom_backup_dir": str(node.backup_dir),
                 "docker_engine_config": str(node.engine_config),
                 "docker_engine_restart": f"{sys.executable} {Path(__file__).resolve()} restart {node.index}"}
 

@@ -7,7 +7,9 @@ device to the swarm; the registry runs on the manager over TLS with a password; 
 holds the classroom's images, pulled by digest; the GPU profile's placement (one whole GPU,
 as a generic resource) lands on the GPU node, and a second GPU task waits rather than share
 it; students' servers run on a worker with the single host's limits, and their homes stay on
-their node when it is drained; `make prestart` starts servers on their home nodes; grading
+their node when it is drained; `make prestart` starts servers on their home nodes; the idle
+culler keeps a busy server on a worker and stops an idle one; a backup
+is taken in parts, each node's on that node, and restored there; grading
 runs on the workers' engines, which only the grading service reaches; the hub's services run
 on the first manager, and a killed hub is restarted and found again by servers on other
 nodes; a rerun changes nothing; a remove leaves the nodes empty and in the swarm.
@@ -26,6 +28,7 @@ import yaml
 
 from tests.integration.fixtures import ARTIFACTS, REPO, Person, driver, wait_for
 from tests.integration import assignment as lab
+from tests.integration import culler
 from tests.integration.test_assignments import release, student_action, wait_graded
 from tests.swarm import classroom as swarm_classroom
 
@@ -238,6 +241,56 @@ def test_make_prestart_starts_the_students_servers_on_their_home_node(swarm, cla
                               env={**os.environ, "DOCKER_HOST": swarm["nodes"][0].socket}, timeout=600)
     assert prestart.returncode == 0, prestart.stdout + prestart.stderr
     assert (classroom.server("alice") or {}).get("ready"), prestart.stdout + prestart.stderr
+    assert server_task(swarm, "alice")["Node"] == "clsw-n2"
+
+
+def test_the_culler_spares_a_silent_training_loop_on_a_worker_and_stops_an_idle_server(swarm, classroom):
+    """Servers on a worker report their activity to the hub on the first manager: does the
+    real culler, run in the hub's task container, keep alice's busy server and stop bob's idle
+    one (tests/integration/culler.py)?"""
+    hub = swarm["deployed"].container("classroom-swarm-hub")
+
+    def hub_exec(*args: str, env: dict[str, str] | None = None) -> list[str]:
+        options = [f"--env={k}={v}" for k, v in (env or {}).items()]
+        return ["docker", "-H", swarm["nodes"][0].socket, "exec", "-i", *options, hub, *args]
+
+    culler.spares_the_busy_and_stops_the_idle(classroom, "alice", "bob", hub_exec)
+
+
+def course_marker(swarm, text: str | None = None) -> str:
+    """Write (or read) a file in the course volume on the first manager (where the gradebook is)."""
+    script = f"echo {text} > /course/.backup-test" if text else "cat /course/.backup-test"
+    return swarm["nodes"][0].docker("run", "--rm", "-v", "classroom-swarm-course:/course", "debian:bookworm-slim",
+                                    "sh", "-c", script).stdout.strip()
+
+
+def test_a_backup_of_the_swarm_takes_each_nodes_part_and_restores_it_there(swarm, classroom):
+    """Does `make backup` write one folder of the same name on every node (the state and the
+    course on the first manager, alice's home on her worker), and does `make restore` bring
+    back her work on her node and the course as they were, after both changed?"""
+    alice = Person(classroom, "alice").start_session()
+    alice.run("open('/home/jovyan/kept.txt', 'w').write('backed up')")
+    course_marker(swarm, "backed-up")
+    taken = driver("backup", "--config", str(CONFIG), "--inventory", str(swarm["inventory"]))
+    assert taken.returncode == 0, (taken.stdout + taken.stderr)[-6000:]
+    parts = {node.name: sorted(node.backup_dir.glob("classroom-swarm-*")) for node in swarm["nodes"]}
+    assert all(len(found) == 1 for found in parts.values()), parts
+    assert len({found[0].name for found in parts.values()}) == 1, parts
+    manifests = {name: json.loads((found[0] / "manifest.json").read_text()) for name, found in parts.items()}
+    assert manifests["clsw-n1"]["state"] and "classroom-swarm-course" in manifests["clsw-n1"]["volumes"], manifests
+    assert not manifests["clsw-n2"]["state"] and "classroom-swarm-home-alice" in manifests["clsw-n2"]["volumes"]
+    assert not any(v.startswith("classroom-swarm-home-") for v in manifests["clsw-n1"]["volumes"]), manifests
+
+    alice.run("open('/home/jovyan/kept.txt', 'w').write('changed later')")
+    course_marker(swarm, "changed-later")
+    restored = driver("restore", "--backup", str(parts["clsw-n1"][0]), "--config", str(CONFIG),
+                      "--inventory", str(swarm["inventory"]))
+    assert restored.returncode == 0, (restored.stdout + restored.stderr)[-6000:]
+    assert course_marker(swarm) == "backed-up"
+    started = classroom.api("POST", "/users/alice/server")
+    assert started.status_code in (201, 202), started.text
+    alice = Person(classroom, "alice").start_session()
+    assert alice.run("print(open('/home/jovyan/kept.txt').read())").strip() == "backed up"
     assert server_task(swarm, "alice")["Node"] == "clsw-n2"
 
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from classroom_hub.backup import (BackupError, archive_folder, complete_backups, extract_folder,
-                                  read_manifest, sha256)
+from classroom_hub.backup import (BackupError, archive_folder, complete_backups, create, extract_folder,
+                                  read_manifest, restore, sha256)
 
 
 def test_a_database_written_during_the_backup_is_copied_whole(tmp_path):
@@ -126,6 +126,47 @@ def test_a_damaged_or_foreign_backup_is_refused_before_anything_is_touched(tmp_p
         read_manifest(source, "classroom")
     with pytest.raises(BackupError, match="BACKUP=<the folder of one backup>"):
         read_manifest(tmp_path, "classroom")
+
+
+def _node_part(tmp_path, with_state: bool):
+    """A swarm node's part: its volumes, with the state only on the first manager."""
+    source = tmp_path / "classroom-20261130T020000Z"
+    source.mkdir()
+    (source / "volume-classroom-home-alice.tar.gz").write_bytes(b"alice")
+    if with_state:
+        (source / "state.tar.gz").write_bytes(b"state")
+    archives = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in source.glob("*.tar.gz")}
+    (source / "manifest.json").write_text(json.dumps(
+        {"format": 1, "classroom": "classroom", "created": "20261130T020000Z", "state": with_state,
+         "volumes": ["classroom-home-alice"], "archives": archives}))
+    return source
+
+
+def test_a_swarm_nodes_part_without_the_state_is_a_whole_backup_of_that_node(tmp_path):
+    source = _node_part(tmp_path, with_state=False)
+    assert read_manifest(source, "classroom")["volumes"] == ["classroom-home-alice"]
+    # A part that says it has no state but holds one (or the reverse) does not match.
+    (source / "state.tar.gz").write_bytes(b"state")
+    manifest = json.loads((source / "manifest.json").read_text())
+    manifest["archives"]["state.tar.gz"] = {"bytes": 5, "sha256": sha256(source / "state.tar.gz")}
+    (source / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackupError, match="expected"):
+        read_manifest(source, "classroom")
+
+
+@pytest.mark.parametrize("with_state, state", [(False, "state"), (True, None)])
+def test_a_part_is_restored_only_where_it_belongs(tmp_path, with_state, state):
+    """The first manager's part (with the state) on a worker, or a worker's on the manager,
+    is refused before any volume or the state is touched (no engine is reached: None)."""
+    source = _node_part(tmp_path, with_state)
+    with pytest.raises(BackupError, match="restore each node's part on that node"):
+        restore(None, "classroom", tmp_path / state if state else None, source, str(tmp_path), "image")
+
+
+def test_a_malformed_stamp_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(BackupError, match="--stamp 'tomorrow' is not a UTC stamp"):
+        create(None, "classroom", None, tmp_path, str(tmp_path), "image", 7, stamp="tomorrow")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_only_complete_backups_of_this_classroom_count_for_retention(tmp_path):
