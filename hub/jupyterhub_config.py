@@ -176,7 +176,8 @@ c.ClassroomSpawner.group_limits = {
 # PyTorch DataLoader workers share tensors through /dev/shm (64M by default), and a
 # fork bomb stops at the process limit. Student code gets no way to gain privileges inside
 # its container. On a swarm, services have no shm size and no per-service no-new-privileges
-# (Engine 20.10): /dev/shm is a tmpfs mount, and no-new-privileges is not set yet there.
+# (Engine 20.10): /dev/shm is a tmpfs mount, and every node's engine sets no-new-privileges
+# for all its containers (ansible/roles/swarm).
 if swarm["enabled"]:
     # The managers run the hub and the registry; students' CPU servers go to the workers.
     c.ClassroomSwarmSpawner.cpu_constraints = ["node.role==worker"] if swarm["workers"] else []

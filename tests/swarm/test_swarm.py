@@ -111,7 +111,8 @@ def test_every_node_holds_the_images_pulled_by_digest_from_the_registry(swarm):
 def test_a_students_server_runs_on_a_worker_with_the_single_hosts_limits(swarm, classroom):
     """Does alice's server, started by logging in, run as a service on the worker without a
     GPU (managers run the hub; GPU nodes are for the GPU profile), with the limits a single
-    host's servers have, and does it work through the proxy on the first manager?"""
+    host's servers have (no new privileges included), and does it work through the proxy on
+    the first manager?"""
     alice = Person(classroom, "alice").start_session()
     assert alice.run("print(6 * 7)").strip() == "42"
     alice.run("open('/home/jovyan/kept.txt', 'w').write('my work')")
@@ -126,6 +127,9 @@ def test_a_students_server_runs_on_a_worker_with_the_single_hosts_limits(swarm, 
     shm = next(m for m in host["Mounts"] if m["Target"] == "/dev/shm")
     assert shm["TmpfsOptions"]["SizeBytes"] == to_bytes(limits["shm_size"]), shm
     assert "NVIDIA_VISIBLE_DEVICES=void" in inspected["Config"]["Env"]
+    # No process of hers gains privileges (set by the node's engine for every container).
+    assert alice.run("print(next(l for l in open('/proc/self/status') if l.startswith('NoNewPrivs')))"
+                     ).split() == ["NoNewPrivs:", "1"]
 
 
 def test_draining_the_home_node_loses_no_work_and_says_where_it_is(swarm, classroom):
@@ -294,18 +298,19 @@ def test_a_backup_of_the_swarm_takes_each_nodes_part_and_restores_it_there(swarm
     assert server_task(swarm, "alice")["Node"] == "clsw-n2"
 
 
-def test_the_deploy_advertises_the_gpu_nodes_devices_to_the_swarm(swarm):
-    """Does the deploy put the GPU node's devices in its engine's settings, restart the engine
-    once, and does the swarm then know them? (The test node's engine starts with no GPU; the
-    inventory names its device as `nvidia-smi -L` would on a real one.)"""
+def test_the_deploy_sets_every_engine_and_advertises_the_gpu_nodes_devices(swarm):
+    """Does the deploy set no-new-privileges on every node's engine, put the GPU node's
+    devices in its engine's settings, restart the engines once, and does the swarm then know
+    the devices? (The test node's engine starts with no GPU; the inventory names its device
+    as `nvidia-smi -L` would on a real one.)"""
     gpu_node = swarm["nodes"][2]
     settings = json.loads(gpu_node.engine_config.read_text())
-    assert settings["node-generic-resources"] == [f"{GPU_KIND}=GPU-clsw-n3-0"], settings
+    assert settings == {"node-generic-resources": [f"{GPU_KIND}=GPU-clsw-n3-0"], "no-new-privileges": True}, settings
     resources = json.loads(manager(swarm, "node", "inspect", gpu_node.name, "--format",
                                    "{{json .Description.Resources.GenericResources}}"))
     assert resources == [{"NamedResourceSpec": {"Kind": GPU_KIND, "Value": "GPU-clsw-n3-0"}}], resources
     for node in swarm["nodes"][:2]:
-        assert json.loads(node.engine_config.read_text()) == {}, node.name
+        assert json.loads(node.engine_config.read_text()) == {"no-new-privileges": True}, node.name
 
 
 def test_the_gpu_profile_lands_on_the_gpu_node_and_never_shares_its_gpu(swarm):

@@ -26,4 +26,4 @@ def load(name: str, path: str):
 load("classroom_driver", "ansible/classroom.py")
 load("datafolder", "ansible/datafolder.py")
 load("sync_course", "images/singleuser/sync_course.py")
-load("gpu_node", "ansible/roles/swarm_gpu/filter_plugins/gpu_node.py")
+load("swarm_engine", "ansible/filter_plugins/swarm_engine.py")

@@ -1,10 +1,10 @@
-"""A swarm GPU node's engine settings: the devices it gives out, from `nvidia-smi -L`, and
-the settings file that advertises them (ansible/roles/swarm_gpu)."""
+"""A swarm node's engine settings: no container gains privileges; a GPU node gives out the
+devices `nvidia-smi -L` lists, and advertises them (ansible/filter_plugins/swarm_engine.py)."""
 import json
 
 import pytest
 
-from gpu_node import engine_settings, nvidia_devices
+from swarm_engine import engine_settings, nvidia_devices
 
 TWO_GPUS = """\
 GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-7af7a99b-1c2d-4e5f-8a9b-0c1d2e3f4a5b)
@@ -40,13 +40,15 @@ def test_the_devices_are_advertised_and_the_other_settings_kept():
                            "log-driver": "journald", "node-generic-resources": ["FPGA=fpga0", "GPU=GPU-old"]})
     settings = engine_settings(existing, "/etc/docker/daemon.json", "GPU", ["GPU-a", "GPU-b"], "nvidia")
     assert settings == {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
-                        "log-driver": "journald", "default-runtime": "nvidia",
+                        "log-driver": "journald", "default-runtime": "nvidia", "no-new-privileges": True,
                         "node-generic-resources": ["FPGA=fpga0", "GPU=GPU-a", "GPU=GPU-b"]}
 
 
-def test_a_missing_file_and_no_runtime_give_only_the_devices():
-    assert engine_settings("", "/etc/docker/daemon.json", "GPU", ["GPU-a"], "") == {
-        "node-generic-resources": ["GPU=GPU-a"]}
+def test_a_node_without_gpus_gets_only_no_new_privileges():
+    assert engine_settings("", "/etc/docker/daemon.json", "GPU", [], "") == {"no-new-privileges": True}
+    # A node taken out of the gpu group stops advertising its devices; other kinds stay.
+    was_gpu = json.dumps({"node-generic-resources": ["GPU=GPU-a"], "debug": True})
+    assert engine_settings(was_gpu, "daemon.json", "GPU", [], "") == {"debug": True, "no-new-privileges": True}
 
 
 def test_the_same_settings_twice_are_unchanged():
