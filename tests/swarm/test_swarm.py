@@ -270,8 +270,9 @@ def course_marker(swarm, text: str | None = None) -> str:
 
 def test_a_backup_of_the_swarm_takes_each_nodes_part_and_restores_it_there(swarm, classroom):
     """Does `make backup` write one folder of the same name on every node (the state and the
-    course on the first manager, alice's home on her worker), and does `make restore` bring
-    back her work on her node and the course as they were, after both changed?"""
+    course on the first manager, alice's home on her worker); does `make restore` refuse, before
+    anything stops, when a node's part is missing; and does it bring back her work on her node
+    and the course as they were, after both changed?"""
     alice = Person(classroom, "alice").start_session()
     alice.run("open('/home/jovyan/kept.txt', 'w').write('backed up')")
     course_marker(swarm, "backed-up")
@@ -287,6 +288,17 @@ def test_a_backup_of_the_swarm_takes_each_nodes_part_and_restores_it_there(swarm
 
     alice.run("open('/home/jovyan/kept.txt', 'w').write('changed later')")
     course_marker(swarm, "changed-later")
+    # A node's part missing: the restore names the node and stops nothing.
+    gpu_part = parts["clsw-n3"][0]
+    gpu_part.rename(gpu_part.with_name(gpu_part.name + ".away"))
+    try:
+        refused = driver("restore", "--backup", str(parts["clsw-n1"][0]), "--config", str(CONFIG),
+                         "--inventory", str(swarm["inventory"]))
+    finally:
+        gpu_part.with_name(gpu_part.name + ".away").rename(gpu_part)
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0 and "no manifest.json on clsw-n3" in said, said[-3000:]
+    assert alice.run("print(open('/home/jovyan/kept.txt').read())").strip() == "changed later"
     restored = driver("restore", "--backup", str(parts["clsw-n1"][0]), "--config", str(CONFIG),
                       "--inventory", str(swarm["inventory"]))
     assert restored.returncode == 0, (restored.stdout + restored.stderr)[-6000:]
